@@ -1,0 +1,262 @@
+"""The chat store: messages in KV, listed through sorted-set indexes.
+
+Layout (fixed; other systems read it):
+
+- ``chat:{id}``: the message as JSON. Its KV metadata ``{"u": user_id, "c": conversation_id,
+  "s": timestamp}`` lets a repair rebuild indexes from a key listing.
+- ``user:chat:{user_id}`` and ``conversation:chat:{conversation_id}``: sorted-set indexes of
+  ``{"score": timestamp, "member": "chat:{id}"}`` (see ``sorted_index.py``).
+
+Write order keeps every crash point harmless: a new message is written before its index entries
+(a crash leaves an unlisted, unacknowledged message); a deleted message leaves its indexes before
+its record goes (a crash leaves a message that a retry deletes). Readers skip index entries whose
+message is gone. Index compaction is handed to ``defer`` so it runs after the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from config import Config
+from cursor import CursorCodec, CursorScope
+from errors import Conflict, NotFound
+from ids import new_ulid
+from jsonutil import dumps
+from kv import KVStore
+from sorted_index import IndexStore, IndexView, Op
+from sortedset import Entry
+from validation import MessageDraft, MessagePatch, RangeQuery
+
+MESSAGE_PREFIX = "chat:"
+# An erase deletes at most this many messages per request (2 KV ops each, plus index writes),
+# keeping well inside Workers' 1,000 KV operations per invocation; callers repeat until done.
+MAX_ERASE_PER_REQUEST = 400
+
+Defer = Callable[[Awaitable[None]], None]
+Message = dict[str, Any]
+ScopeKind = Literal["user", "conversation"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: ScopeKind
+    id: str
+
+    @property
+    def index(self) -> str:
+        return f"{self.kind}:chat:{self.id}"
+
+
+@dataclass(frozen=True)
+class Page:
+    messages: list[Message]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class EraseResult:
+    deleted: int
+    remaining: int
+
+
+def message_key(message_id: str) -> str:
+    return f"{MESSAGE_PREFIX}{message_id}"
+
+
+def indexes_of(message: Message) -> list[str]:
+    indexes = [Scope("user", message["user_id"]).index]
+    if message.get("conversation_id") is not None:
+        indexes.append(Scope("conversation", message["conversation_id"]).index)
+    return indexes
+
+
+def _client_fields(message: Message) -> dict[str, Any]:
+    """What a client said about a message, for comparing a replayed create with the original."""
+    return {
+        k: message.get(k)
+        for k in ("user_id", "conversation_id", "sender", "content", "timestamp", "metadata")
+    }
+
+
+class ChatStore:
+    def __init__(
+        self,
+        kv: KVStore,
+        config: Config,
+        clock_ms: Callable[[], int],
+        defer: Defer,
+        cursor_secret: str,
+    ) -> None:
+        self._kv = kv
+        self._clock_ms = clock_ms
+        self._defer = defer
+        self._indexes = IndexStore(kv, clock_ms, config.journal_settle_ms)
+        self._cursors = CursorCodec(cursor_secret)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def _build(self, draft: MessageDraft, now: int) -> Message:
+        message: Message = {"id": draft.id or new_ulid(now), "user_id": draft.user_id}
+        if draft.conversation_id is not None:
+            message["conversation_id"] = draft.conversation_id
+        message["sender"] = draft.sender
+        message["content"] = draft.content
+        message["timestamp"] = draft.timestamp if draft.timestamp is not None else now
+        if draft.metadata is not None:
+            message["metadata"] = draft.metadata
+        message["created_at"] = now
+        return message
+
+    async def _load(self, message_id: str) -> Message | None:
+        raw = await self._kv.get(message_key(message_id))
+        return json.loads(raw) if raw is not None else None
+
+    async def _save(self, message: Message) -> None:
+        # None would cross the FFI as `undefined` and vanish, so absent fields are omitted.
+        metadata: dict[str, Any] = {"u": message["user_id"], "s": message["timestamp"]}
+        if message.get("conversation_id") is not None:
+            metadata["c"] = message["conversation_id"]
+        await self._kv.put(message_key(message["id"]), dumps(message), metadata=metadata)
+
+    def _is_replay(self, draft: MessageDraft, stored: Message) -> bool:
+        wanted = _client_fields(self._build(draft, stored["timestamp"]))
+        if draft.timestamp is None:  # the server chose it the first time; any is a match
+            wanted["timestamp"] = stored["timestamp"]
+        return wanted == _client_fields(stored)
+
+    async def _journal(self, ops_by_index: dict[str, list[Op]]) -> None:
+        await asyncio.gather(*(self._indexes.record(i, ops) for i, ops in ops_by_index.items()))
+        for index in ops_by_index:
+            self._defer(self._compact(index))
+
+    async def _compact(self, index: str) -> None:
+        await self._indexes.compact(await self._indexes.read(index))
+
+    async def create(self, draft: MessageDraft) -> tuple[Message, bool]:
+        """Store a message; returns it and whether it was new (False: an identical replay)."""
+        messages, created = await self.create_many([draft])
+        return messages[0], created[0]
+
+    async def create_many(self, drafts: Sequence[MessageDraft]) -> tuple[list[Message], list[bool]]:
+        """All-or-nothing: conflicts are found before anything is written."""
+        now = self._clock_ms()
+        existing = await asyncio.gather(
+            *(self._load(d.id) if d.id is not None else _none() for d in drafts)
+        )
+        messages: list[Message] = []
+        created: list[bool] = []
+        for index, (draft, stored) in enumerate(zip(drafts, existing, strict=True)):
+            if stored is None:
+                messages.append(self._build(draft, now))
+                created.append(True)
+            elif self._is_replay(draft, stored):
+                messages.append(stored)
+                created.append(False)
+            else:
+                where = f"messages[{index}]: " if len(drafts) > 1 else ""
+                raise Conflict(
+                    f"{where}message {draft.id!r} already exists with different fields",
+                    index=index,
+                )
+        fresh = [m for m, new in zip(messages, created, strict=True) if new]
+        await asyncio.gather(*(self._save(m) for m in fresh))
+        ops: dict[str, list[Op]] = {}
+        for message in fresh:
+            for index_key in indexes_of(message):
+                ops.setdefault(index_key, []).append(
+                    Op.add(message_key(message["id"]), message["timestamp"])
+                )
+        await self._journal(ops)
+        return messages, created
+
+    async def get(self, message_id: str) -> Message:
+        message = await self._load(message_id)
+        if message is None:
+            raise NotFound(f"message {message_id!r} does not exist")
+        return message
+
+    async def patch(self, message_id: str, patch: MessagePatch) -> Message:
+        message = await self.get(message_id)
+        updated = {**message, **patch.changes}
+        if updated == message:
+            return message  # nothing changed: no write, no new edited_at
+        updated["edited_at"] = self._clock_ms()
+        await self._save(updated)
+        if updated["timestamp"] != message["timestamp"]:
+            member = message_key(message_id)
+            await self._journal({i: [Op.add(member, updated["timestamp"])]
+                                 for i in indexes_of(updated)})
+        return updated
+
+    async def delete(self, message_id: str) -> None:
+        message = await self.get(message_id)
+        member = message_key(message_id)
+        await self._journal({i: [Op.rem(member)] for i in indexes_of(message)})
+        await self._kv.delete(member)
+
+    # -- indexes ----------------------------------------------------------------------------
+
+    async def _view(self, scope: Scope) -> IndexView:
+        view = await self._indexes.read(scope.index)
+        if view.unfolded:
+            self._defer(self._indexes.compact(view))
+        return view
+
+    async def _fetch(self, entries: Iterable[Entry]) -> list[Message | None]:
+        loaded = await asyncio.gather(
+            *(self._load(e.member[len(MESSAGE_PREFIX):]) for e in entries)
+        )
+        return list(loaded)
+
+    async def list(self, scope: Scope, query: RangeQuery) -> Page:
+        view = await self._view(scope)
+        cursor_scope = CursorScope(scope.index, query.order, query.start, query.end)
+        position = self._cursors.decode(query.cursor, cursor_scope) if query.cursor else None
+        rev = query.order == "desc"
+        found: list[Message] = []
+        last: Entry | None = position
+        # Skipping index entries whose message is gone may need another round to fill the page.
+        while len(found) < query.limit:
+            want = query.limit - len(found)
+            batch = view.zset.zrange_by_score(
+                query.start, query.end, rev=rev, limit=want, after=last
+            )
+            if not batch:
+                break
+            for entry, message in zip(batch, await self._fetch(batch), strict=True):
+                if message is not None:
+                    found.append(message)
+            last = batch[-1]
+        more = last is not None and bool(
+            view.zset.zrange_by_score(query.start, query.end, rev=rev, limit=1, after=last)
+        )
+        next_cursor = self._cursors.encode(cursor_scope, last) if more and last else None
+        return Page(found, next_cursor)
+
+    async def count(self, scope: Scope, start: int, end: int) -> int:
+        return (await self._view(scope)).zset.zcount(start, end)
+
+    async def erase(self, scope: Scope) -> EraseResult:
+        """Delete every message of a user or conversation, from every index they are in."""
+        view = await self._view(scope)
+        entries = view.zset.zrange_by_score(limit=MAX_ERASE_PER_REQUEST)
+        stored = await self._fetch(entries)
+        ops: dict[str, list[Op]] = {scope.index: [Op.rem(e.member) for e in entries]}
+        for entry, message in zip(entries, stored, strict=True):
+            if message is not None:
+                for index_key in indexes_of(message):
+                    ops.setdefault(index_key, [])
+                    if index_key != scope.index:
+                        ops[index_key].append(Op.rem(entry.member))
+        await self._journal({k: v for k, v in ops.items() if v})
+        await asyncio.gather(*(self._kv.delete(e.member) for e in entries))
+        deleted = sum(1 for m in stored if m is not None)
+        return EraseResult(deleted, len(view.zset) - len(entries))
+
+
+async def _none() -> None:
+    return None

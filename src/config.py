@@ -1,0 +1,73 @@
+"""Configuration, read once at the edge into a frozen dataclass (Starlette ``config.py`` style).
+
+``entry.py`` turns the Worker's ``env`` into a plain mapping of strings and calls
+:func:`Config.from_env`; nothing else reads the environment. A malformed value fails loudly at
+start-up rather than being guessed at per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value if value else None
+
+
+@dataclass(frozen=True)
+class Config:
+    api_token: str | None = None
+    auth_disabled: bool = False
+    cursor_secret: str | None = None
+    max_content_bytes: int = 64 * KIB
+    max_metadata_bytes: int = 16 * KIB
+    max_sender_bytes: int = 4 * KIB
+    max_body_bytes: int = 8 * MIB
+    # Journal garbage collection: an entry is deleted only after a compaction that listed the
+    # journal at least ``journal_settle_ms`` after the entry was written has itself been visible
+    # for that long (see sorted_index.py for the argument). 60 s covers KV's read cache at the edge.
+    journal_settle_ms: int = 60_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        return cls(
+            api_token=_optional(env, "API_TOKEN"),
+            auth_disabled=_bool(env, "AUTH_DISABLED"),
+            cursor_secret=_optional(env, "CURSOR_SECRET"),
+            max_content_bytes=_int(env, "MAX_CONTENT_BYTES", cls.max_content_bytes, minimum=1),
+            max_metadata_bytes=_int(env, "MAX_METADATA_BYTES", cls.max_metadata_bytes, minimum=2),
+            max_sender_bytes=_int(env, "MAX_SENDER_BYTES", cls.max_sender_bytes, minimum=16),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=64),
+            journal_settle_ms=_int(env, "JOURNAL_SETTLE_MS", cls.journal_settle_ms),
+        )

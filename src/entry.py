@@ -1,0 +1,139 @@
+"""Runtime glue: the only module that touches ``js`` and ``pyodide``.
+
+It adapts the Workers request to :class:`routing.Request`, the KV binding to the
+:class:`kv.KVStore` protocol, and :class:`routing.Response` back to a JS ``Response``. Two FFI
+traps shape it: a Python dict handed to JS (response headers, KV options) must be converted with
+``Object.fromEntries`` or it is silently lost or kills the isolate, and a coroutine handed to
+``ctx.waitUntil`` must be wrapped in a proxy that outlives the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+from urllib.parse import urlsplit
+
+from js import Headers, Object, Response  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+
+from api import App, problem_response
+from config import Config, ConfigError
+from errors import InternalError, PayloadTooLarge, StorageUnavailable
+from kv import MAX_LIST_LIMIT, ListedKey, ListPage, Metadata, ValueWithMetadata
+from routing import Request
+from routing import Response as PyResponse
+
+log = logging.getLogger("chat_store")
+
+CONFIG_VARS = (
+    "API_TOKEN", "AUTH_DISABLED", "CURSOR_SECRET", "MAX_CONTENT_BYTES", "MAX_METADATA_BYTES",
+    "MAX_SENDER_BYTES", "MAX_BODY_BYTES", "JOURNAL_SETTLE_MS",
+)
+_config: Config | None = None
+
+
+def _js_object(value: dict[str, Any]) -> Any:
+    return to_js(value, dict_converter=Object.fromEntries)
+
+
+def _py(value: Any) -> Any:
+    return value.to_py() if hasattr(value, "to_py") else value
+
+
+class WorkersKV:
+    """The ``CHAT_KV`` binding behind the ``KVStore`` protocol; JS failures become our errors."""
+
+    def __init__(self, binding: Any) -> None:
+        self._binding = binding
+
+    async def _call(self, operation: Awaitable[Any]) -> Any:
+        try:
+            return await operation
+        except JsException as exc:
+            log.warning("KV operation failed: %s", exc)
+            raise StorageUnavailable() from None
+
+    async def get(self, key: str) -> str | None:
+        value = await self._call(self._binding.get(key))
+        return None if value is None else str(value)
+
+    async def get_with_metadata(self, key: str) -> ValueWithMetadata | None:
+        result = await self._call(self._binding.getWithMetadata(key))
+        if result.value is None:
+            return None
+        metadata = _py(result.metadata) if result.metadata is not None else None
+        return ValueWithMetadata(str(result.value), metadata)
+
+    async def put(
+        self, key: str, value: str, *, metadata: Metadata | None = None,
+        expiration_ttl: int | None = None,
+    ) -> None:
+        options: dict[str, Any] = {}
+        if metadata is not None:
+            options["metadata"] = metadata
+        if expiration_ttl is not None:
+            options["expirationTtl"] = expiration_ttl
+        await self._call(self._binding.put(key, value, _js_object(options)))
+
+    async def delete(self, key: str) -> None:
+        await self._call(self._binding.delete(key))
+
+    async def list(
+        self, *, prefix: str = "", limit: int = MAX_LIST_LIMIT, cursor: str | None = None
+    ) -> ListPage:
+        options: dict[str, Any] = {"prefix": prefix, "limit": limit}
+        if cursor:
+            options["cursor"] = cursor
+        page = _py(await self._call(self._binding.list(_js_object(options))))
+        keys = [
+            ListedKey(k["name"], k.get("metadata"), k.get("expiration")) for k in page["keys"]
+        ]
+        return ListPage(keys, bool(page.get("list_complete")), page.get("cursor") or None)
+
+
+def _read_config(env: Any) -> Config:
+    global _config
+    if _config is None:
+        values = {name: str(getattr(env, name)) for name in CONFIG_VARS if hasattr(env, name)}
+        _config = Config.from_env(values)
+    return _config
+
+
+def _to_js_response(response: PyResponse) -> Any:
+    headers = Headers.new(to_js([list(pair) for pair in response.headers]))
+    body = response.body.decode("utf-8") if response.body else None
+    return Response.new(body, headers=headers, status=response.status)
+
+
+async def _guarded(work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception:  # background work must never take the isolate down
+        log.exception("deferred work failed")
+
+
+async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
+    url = urlsplit(str(request.url))
+    try:
+        config = _read_config(env)
+    except ConfigError as exc:
+        log.error("bad configuration: %s", exc)
+        return _to_js_response(problem_response(InternalError("misconfigured"), url.path))
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > config.max_body_bytes:
+        too_large = PayloadTooLarge(f"request body exceeds {config.max_body_bytes} bytes")
+        return _to_js_response(problem_response(too_large, url.path))
+    body = (await request.arrayBuffer()).to_bytes() if request.body is not None else b""
+    py_request = Request.build(
+        str(request.method), url.path, url.query,
+        {str(k): str(v) for k, v in request.headers}, bytes(body),
+    )
+
+    def defer(work: Awaitable[None]) -> None:
+        ctx.waitUntil(create_proxy(asyncio.ensure_future(_guarded(work))))
+
+    app = App(config, WorkersKV(env.CHAT_KV), lambda: int(time.time() * 1000), defer)
+    return _to_js_response(await app.handle(py_request))

@@ -1,0 +1,92 @@
+"""Strict JSON in, deterministic JSON out.
+
+Clients send JSON that other systems will read back, so the parser refuses what RFC 8259 leaves
+ambiguous (duplicate member names, NaN/Infinity, invalid UTF-8) and what costs us unbounded work
+(nesting deeper than a limit). Output is byte-for-byte deterministic so that equal values give
+equal bytes: replays can be compared and stored values diffed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from errors import InvalidJSON
+
+MAX_DEPTH = 32
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, val in pairs:
+        if key in obj:
+            raise InvalidJSON(f"duplicate member name {key!r}")
+        obj[key] = val
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidJSON(f"{name} is not valid JSON")
+
+
+def _nesting_depth_exceeds(text: str, limit: int) -> bool:
+    """Scan brackets outside strings; cheaper than recursion and safe from RecursionError."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def loads_strict(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse a request body; every failure is an ``InvalidJSON`` with a readable reason."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidJSON(f"body is not valid UTF-8 (byte {exc.start})") from None
+    if text.startswith("\ufeff"):
+        raise InvalidJSON("a byte order mark is not allowed")
+    if _nesting_depth_exceeds(text, max_depth):
+        raise InvalidJSON(f"nesting deeper than {max_depth} levels")
+    try:
+        return json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidJSON(f"nesting deeper than {max_depth} levels") from None
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """JSON escapes can smuggle lone surrogates (``"\\ud800"``) that cannot be stored as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_lone_surrogate(v) for v in value)
+    return False

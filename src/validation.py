@@ -1,0 +1,239 @@
+"""Turns untrusted request bodies and query strings into typed values, or says exactly why not.
+
+Every rule here is a promise in the README's API section: unknown fields, wrong types and
+out-of-range values are refused (400 ``validation_error``), sizes over the configured limits are
+refused (413 ``payload_too_large``). Nothing is coerced: ``"5"`` is not a timestamp and ``1.0``
+is not an integer, because a chat store that guesses corrupts other systems' data quietly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from config import Config
+from errors import PayloadTooLarge, ValidationError
+from ids import is_valid_id
+from jsonutil import dumps, has_lone_surrogate
+from sortedset import MAX_SCORE, MIN_SCORE
+
+MAX_BATCH = 100
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 50
+CREATE_FIELDS = frozenset(
+    {"id", "user_id", "conversation_id", "sender", "content", "timestamp", "metadata"}
+)
+PATCH_FIELDS = frozenset({"content", "sender", "metadata", "timestamp"})
+IMMUTABLE_FIELDS = frozenset({"id", "user_id", "conversation_id"})
+SENDER_FIELDS = frozenset({"id", "name", "role"})
+QUERY_FIELDS = frozenset({"limit", "order", "start", "end", "cursor"})
+COUNT_QUERY_FIELDS = frozenset({"start", "end"})
+
+Order = Literal["asc", "desc"]
+
+
+@dataclass(frozen=True)
+class MessageDraft:
+    """A validated create request. ``id``/``timestamp`` are None when the server picks them."""
+
+    user_id: str
+    sender: dict[str, str]
+    content: str
+    id: str | None = None
+    conversation_id: str | None = None
+    timestamp: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MessagePatch:
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RangeQuery:
+    limit: int = DEFAULT_LIMIT
+    order: Order = "desc"
+    start: int = MIN_SCORE
+    end: int = MAX_SCORE
+    cursor: str | None = None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _size(value: Any) -> int:
+    return len(dumps(value).encode("utf-8"))
+
+
+class Validator:
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    def _require_object(self, value: Any, what: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValidationError(f"{what} must be a JSON object")
+        if has_lone_surrogate(value):
+            raise ValidationError(f"{what} contains a lone UTF-16 surrogate (not valid UTF-8)")
+        return value
+
+    def _reject_unknown(self, body: Mapping[str, Any], allowed: frozenset[str], what: str) -> None:
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise ValidationError(f"unknown field(s) in {what}: {', '.join(unknown)}")
+
+    def _id(self, value: Any, name: str) -> str:
+        if not is_valid_id(value):
+            raise ValidationError(f"{name} must be 1-128 characters of [A-Za-z0-9._~-]")
+        return str(value)
+
+    def _sender(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise ValidationError("sender must be an object with a string id")
+        self._reject_unknown(value, SENDER_FIELDS, "sender")
+        sender_id = value.get("id")
+        if not isinstance(sender_id, str) or not 1 <= len(sender_id) <= 128:
+            raise ValidationError("sender.id must be a string of 1-128 characters")
+        for optional in ("name", "role"):
+            if optional in value and not isinstance(value[optional], str):
+                raise ValidationError(f"sender.{optional} must be a string")
+        if _size(value) > self._config.max_sender_bytes:
+            raise PayloadTooLarge(f"sender exceeds {self._config.max_sender_bytes} bytes")
+        return dict(value)
+
+    def _content(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError("content must be a string")
+        if len(value.encode("utf-8")) > self._config.max_content_bytes:
+            raise PayloadTooLarge(f"content exceeds {self._config.max_content_bytes} bytes")
+        return value
+
+    def _timestamp(self, value: Any) -> int:
+        if not _is_int(value) or not MIN_SCORE <= value <= MAX_SCORE:
+            raise ValidationError("timestamp must be an integer of Unix milliseconds, 0..2^53-1")
+        return int(value)
+
+    def _metadata(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValidationError("metadata must be an object")
+        if _size(value) > self._config.max_metadata_bytes:
+            raise PayloadTooLarge(f"metadata exceeds {self._config.max_metadata_bytes} bytes")
+        return value
+
+    def message(self, body: Any, what: str = "message") -> MessageDraft:
+        body = self._require_object(body, what)
+        self._reject_unknown(body, CREATE_FIELDS, what)
+        for required in ("user_id", "sender", "content"):
+            if required not in body:
+                raise ValidationError(f"{required} is required")
+        return MessageDraft(
+            user_id=self._id(body["user_id"], "user_id"),
+            sender=self._sender(body["sender"]),
+            content=self._content(body["content"]),
+            id=self._id(body["id"], "id") if "id" in body else None,
+            conversation_id=(
+                self._id(body["conversation_id"], "conversation_id")
+                if "conversation_id" in body
+                else None
+            ),
+            timestamp=self._timestamp(body["timestamp"]) if "timestamp" in body else None,
+            metadata=self._metadata(body["metadata"]) if "metadata" in body else None,
+        )
+
+    def batch(self, body: Any) -> list[MessageDraft]:
+        body = self._require_object(body, "batch")
+        self._reject_unknown(body, frozenset({"messages"}), "batch")
+        items = body.get("messages")
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            raise ValidationError(f"messages must be an array of 1-{MAX_BATCH} messages")
+        drafts: list[MessageDraft] = []
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            try:
+                draft = self.message(item, f"messages[{index}]")
+            except (ValidationError, PayloadTooLarge) as exc:
+                raise type(exc)(f"messages[{index}]: {exc.detail}", index=index) from None
+            if draft.id is not None:
+                if draft.id in seen:
+                    raise ValidationError(
+                        f"messages[{index}]: duplicate id {draft.id!r} in batch", index=index
+                    )
+                seen.add(draft.id)
+            drafts.append(draft)
+        return drafts
+
+    def patch(self, body: Any) -> MessagePatch:
+        body = self._require_object(body, "patch")
+        frozen = sorted(set(body) & IMMUTABLE_FIELDS)
+        if frozen:
+            raise ValidationError(f"cannot change {', '.join(frozen)}")
+        self._reject_unknown(body, PATCH_FIELDS, "patch")
+        if not body:
+            raise ValidationError(f"nothing to change: send any of {', '.join(sorted(PATCH_FIELDS))}")
+        changes: dict[str, Any] = {}
+        if "content" in body:
+            changes["content"] = self._content(body["content"])
+        if "sender" in body:
+            changes["sender"] = self._sender(body["sender"])
+        if "metadata" in body:
+            changes["metadata"] = self._metadata(body["metadata"])
+        if "timestamp" in body:
+            changes["timestamp"] = self._timestamp(body["timestamp"])
+        return MessagePatch(changes)
+
+
+def _single_params(query: tuple[tuple[str, str], ...], allowed: frozenset[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name, value in query:
+        if name not in allowed:
+            raise ValidationError(
+                f"unknown query parameter {name!r}; allowed: {', '.join(sorted(allowed))}"
+            )
+        if name in params:
+            raise ValidationError(f"query parameter {name!r} given more than once")
+        params[name] = value
+    return params
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 16:
+        raise ValidationError(f"{name} must be an integer between {lo} and {hi}")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise ValidationError(f"{name} must be an integer between {lo} and {hi}")
+    return value
+
+
+def _bounds(params: Mapping[str, str]) -> tuple[int, int]:
+    start = _int_param(params, "start", MIN_SCORE, MIN_SCORE, MAX_SCORE)
+    end = _int_param(params, "end", MAX_SCORE, MIN_SCORE, MAX_SCORE)
+    if start > end:
+        raise ValidationError("start must not be greater than end")
+    return start, end
+
+
+def range_query(query: tuple[tuple[str, str], ...]) -> RangeQuery:
+    params = _single_params(query, QUERY_FIELDS)
+    order = params.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ValidationError("order must be asc or desc")
+    start, end = _bounds(params)
+    cursor = params.get("cursor")
+    if cursor == "":
+        raise ValidationError("cursor must not be empty")
+    return RangeQuery(
+        limit=_int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        order="asc" if order == "asc" else "desc",
+        start=start,
+        end=end,
+        cursor=cursor,
+    )
+
+
+def count_query(query: tuple[tuple[str, str], ...]) -> tuple[int, int]:
+    return _bounds(_single_params(query, COUNT_QUERY_FIELDS))
