@@ -82,6 +82,7 @@ class App:
         r.add("/v1/messages/batch", post=self.create_batch)
         r.add("/v1/messages/{id}", get=self.get_message, patch=self.patch_message,
               delete=self.delete_message)
+        r.add("/v1/admin/reindex", post=self.reindex)
         for kind in ("users", "conversations"):
             r.add(f"/v1/{kind}/{{scope_id}}/messages", get=self.list_messages,
                   delete=self.erase_messages)
@@ -177,7 +178,7 @@ class App:
 
     async def list_messages(self, request: Request, params: Params) -> Response:
         scope = self._scope(request, params)
-        page = await self.store.list(scope, range_query(request.query))
+        page = await self.store.list_page(scope, range_query(request.query))
         return json_response(200, {"messages": page.messages, "next_cursor": page.next_cursor})
 
     async def count_messages(self, request: Request, params: Params) -> Response:
@@ -188,3 +189,10 @@ class App:
     async def erase_messages(self, request: Request, params: Params) -> Response:
         result = await self.store.erase(self._scope(request, params))
         return json_response(200, {"deleted": result.deleted, "remaining": result.remaining})
+
+    async def reindex(self, request: Request, params: Params) -> Response:
+        body = self.validator.reindex_target(self._json_body(request))
+        result = await self.store.reindex(Scope(*body))
+        return json_response(
+            200, {"index": result.index, "entries": result.entries, "scanned": result.scanned}
+        )

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from config import Config
 from cursor import CursorCodec, CursorScope
-from errors import Conflict, NotFound
+from errors import Conflict, NotFound, StorageUnavailable
 from ids import new_ulid
 from jsonutil import dumps
 from kv import KVStore
@@ -35,6 +35,10 @@ MESSAGE_PREFIX = "chat:"
 # An erase deletes at most this many messages per request (2 KV ops each, plus index writes),
 # keeping well inside Workers' 1,000 KV operations per invocation; callers repeat until done.
 MAX_ERASE_PER_REQUEST = 400
+# Index entries dropped per read when their message is missing: repair stays cheap.
+MAX_REPAIRS = 16
+# 900 list calls scan 900,000 message keys and still leave room in the 1,000-op budget.
+MAX_REINDEX_PAGES = 900
 
 Defer = Callable[[Awaitable[None]], None]
 Message = dict[str, Any]
@@ -55,6 +59,13 @@ class Scope:
 class Page:
     messages: list[Message]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ReindexResult:
+    index: str
+    entries: int
+    scanned: int
 
 
 @dataclass(frozen=True)
@@ -134,7 +145,10 @@ class ChatStore:
             self._defer(self._compact(index))
 
     async def _compact(self, index: str) -> None:
-        await self._indexes.compact(await self._indexes.read(index))
+        await self._compact_view(await self._indexes.read(index))
+
+    async def _compact_view(self, view: IndexView) -> None:
+        await self._indexes.compact(view)
 
     async def create(self, draft: MessageDraft) -> tuple[Message, bool]:
         """Store a message; returns it and whether it was new (False: an identical replay)."""
@@ -203,7 +217,7 @@ class ChatStore:
     async def _view(self, scope: Scope) -> IndexView:
         view = await self._indexes.read(scope.index)
         if view.unfolded:
-            self._defer(self._indexes.compact(view))
+            self._defer(self._compact_view(view))
         return view
 
     async def _fetch(self, entries: Iterable[Entry]) -> list[Message | None]:
@@ -212,12 +226,13 @@ class ChatStore:
         )
         return list(loaded)
 
-    async def list(self, scope: Scope, query: RangeQuery) -> Page:
+    async def list_page(self, scope: Scope, query: RangeQuery) -> Page:
         view = await self._view(scope)
         cursor_scope = CursorScope(scope.index, query.order, query.start, query.end)
         position = self._cursors.decode(query.cursor, cursor_scope) if query.cursor else None
         rev = query.order == "desc"
         found: list[Message] = []
+        dangling: list[Entry] = []
         last: Entry | None = position
         # Skipping index entries whose message is gone may need another round to fill the page.
         while len(found) < query.limit:
@@ -230,12 +245,45 @@ class ChatStore:
             for entry, message in zip(batch, await self._fetch(batch), strict=True):
                 if message is not None:
                     found.append(message)
+                elif view.settled_member(entry):
+                    dangling.append(entry)
             last = batch[-1]
+        if dangling:
+            self._defer(self._repair_dangling(scope.index, dangling))
         more = last is not None and bool(
             view.zset.zrange_by_score(query.start, query.end, rev=rev, limit=1, after=last)
         )
         next_cursor = self._cursors.encode(cursor_scope, last) if more and last else None
         return Page(found, next_cursor)
+
+    async def _repair_dangling(self, index: str, entries: list[Entry]) -> None:
+        """Drop index entries whose record is gone (a crash between a delete's two writes)."""
+        await self._journal({index: [Op.rem(e.member) for e in entries[:MAX_REPAIRS]]})
+
+    async def reindex(self, scope: Scope) -> ReindexResult:
+        """Rebuild an index from the message records' KV metadata: one ``list`` per 1,000
+        messages in the namespace, no value reads."""
+        started = self._clock_ms()
+        field_name = "u" if scope.kind == "user" else "c"
+        entries: list[Entry] = []
+        scanned = 0
+        cursor: str | None = None
+        for _ in range(MAX_REINDEX_PAGES):
+            page = await self._kv.list(prefix=MESSAGE_PREFIX, cursor=cursor)
+            scanned += len(page.keys)
+            for key in page.keys:
+                meta = key.metadata or {}
+                score = meta.get("s")
+                if meta.get(field_name) == scope.id and isinstance(score, int):
+                    entries.append(Entry(score, key.name))
+            if page.list_complete or not page.cursor:
+                break
+            cursor = page.cursor
+        else:
+            raise StorageUnavailable(detail="too many messages to reindex in one request")
+        if not await self._indexes.rebuild(scope.index, entries, started):
+            raise StorageUnavailable(detail="the reindex scan took too long; retry")
+        return ReindexResult(scope.index, len(entries), scanned)
 
     async def count(self, scope: Scope, start: int, end: int) -> int:
         return (await self._view(scope)).zset.zcount(start, end)

@@ -16,13 +16,14 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
-from js import Headers, Object, Response  # type: ignore[import-not-found]
-from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+from js import Headers, Object, Response
+from pyodide.ffi import JsException, create_proxy, to_js
 
 from api import App, problem_response
 from config import Config, ConfigError
-from errors import InternalError, PayloadTooLarge, StorageUnavailable
+from errors import InternalError, KVRateLimited, KVTransientError, PayloadTooLarge
 from kv import MAX_LIST_LIMIT, ListedKey, ListPage, Metadata, ValueWithMetadata
+from resilient_kv import RetryingKV
 from routing import Request
 from routing import Response as PyResponse
 
@@ -53,8 +54,11 @@ class WorkersKV:
         try:
             return await operation
         except JsException as exc:
-            log.warning("KV operation failed: %s", exc)
-            raise StorageUnavailable() from None
+            message = str(exc)
+            log.warning("KV operation failed: %s", message)
+            if "429" in message or "Too Many Requests" in message:
+                raise KVRateLimited() from None
+            raise KVTransientError() from None
 
     async def get(self, key: str) -> str | None:
         value = await self._call(self._binding.get(key))
@@ -135,5 +139,6 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
     def defer(work: Awaitable[None]) -> None:
         ctx.waitUntil(create_proxy(asyncio.ensure_future(_guarded(work))))
 
-    app = App(config, WorkersKV(env.CHAT_KV), lambda: int(time.time() * 1000), defer)
+    kv = RetryingKV(WorkersKV(env.CHAT_KV), sleep=asyncio.sleep)
+    app = App(config, kv, lambda: int(time.time() * 1000), defer)
     return _to_js_response(await app.handle(py_request))

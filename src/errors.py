@@ -17,6 +17,8 @@ The tree (httpx-style: catch a branch to handle a family)::
     └── ServerError                    the service is at fault (5xx)
         ├── AuthNotConfigured          503 auth_not_configured
         ├── StorageUnavailable         503 storage_unavailable (carries Retry-After)
+        │   ├── KVRateLimited          KV said 429 (1 write/s/key at the edge): retried first
+        │   └── KVTransientError       any other failed KV call: retried first
         └── InternalError              500 internal_error
 
 ``PROBLEMS`` is the only place that knows status codes; handlers raise, ``api.handle`` renders
@@ -98,6 +100,14 @@ class StorageUnavailable(ServerError):
     def __init__(self, retry_after: int = 1, detail: str = "") -> None:
         super().__init__(detail or "storage is temporarily unavailable; retry later")
         self.retry_after = retry_after
+
+
+class KVRateLimited(StorageUnavailable):
+    pass
+
+
+class KVTransientError(StorageUnavailable):
+    pass
 
 
 class InternalError(ServerError):

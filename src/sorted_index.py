@@ -114,6 +114,20 @@ class IndexView:
     journal: list[JournalEntry] = field(default_factory=list)
     unfolded: int = 0
     read_ms: int = 0
+    # Members named by unfolded journal entries: their records may be too new to be visible
+    # everywhere yet, so repair leaves them alone.
+    recent_members: frozenset[str] = frozenset()
+    _head_cache: frozenset[Entry] | None = field(default=None, init=False, repr=False,
+                                                 compare=False)
+
+    def settled_member(self, entry: Entry) -> bool:
+        """True if ``entry`` comes from the head alone, folded at least ``settle_ms`` ago."""
+        return entry.member not in self.recent_members and entry in self._head_set()
+
+    def _head_set(self) -> frozenset[Entry]:
+        if self._head_cache is None:
+            self._head_cache = frozenset(self.head_entries)
+        return self._head_cache
 
 
 def journal_prefix(index: str) -> str:
@@ -168,9 +182,26 @@ class IndexStore:
         zset = SortedSet.from_sorted(head_entries)
         journal = await self._list_journal(index)
         unfolded = [j for j in journal if j.written_ms + self._settle_ms > head_at]
+        recent: set[str] = set()
         for entry in unfolded:
-            apply_ops(zset, entry.ops if entry.ops is not None else await self._load_ops(entry))
-        return IndexView(index, zset, head_at, head_entries, journal, len(unfolded), read_ms)
+            ops = entry.ops if entry.ops is not None else await self._load_ops(entry)
+            apply_ops(zset, ops)
+            recent.update(op.member for op in ops)
+        return IndexView(index, zset, head_at, head_entries, journal, len(unfolded), read_ms,
+                         frozenset(recent))
+
+    async def rebuild(self, index: str, entries: list[Entry], scan_started_ms: int) -> bool:
+        """Replace the head with a set rebuilt from message records (see ``ChatStore.reindex``).
+
+        Stamped with the time the scan began: every journal entry settled before then is
+        reflected in the records it read, later ones are replayed on top by readers. Like a
+        compaction, a scan that took too long must not write (rule 2).
+        """
+        if self._clock_ms() - scan_started_ms > MAX_COMPACTION_MS:
+            return False
+        ordered = SortedSet(entries).entries()
+        await self._kv.put(index, dump_head(ordered), metadata={"at": scan_started_ms})
+        return True
 
     async def _list_journal(self, index: str) -> list[JournalEntry]:
         entries: list[JournalEntry] = []

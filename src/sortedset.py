@@ -107,10 +107,7 @@ class SortedSet:
         if hi <= lo:
             return []
         count = hi - lo if limit is None else min(limit, hi - lo)
-        if rev:
-            picked = self._order[hi - count : hi][::-1]
-        else:
-            picked = self._order[lo : lo + count]
+        picked = self._order[hi - count : hi][::-1] if rev else self._order[lo : lo + count]
         return [Entry(score, member) for score, member in picked]
 
     def entries(self) -> list[Entry]:

@@ -164,6 +164,15 @@ class Validator:
             drafts.append(draft)
         return drafts
 
+    def reindex_target(self, body: Any) -> tuple[Literal["user", "conversation"], str]:
+        body = self._require_object(body, "reindex request")
+        self._reject_unknown(body, frozenset({"user_id", "conversation_id"}), "reindex request")
+        if len(body) != 1:
+            raise ValidationError("send exactly one of user_id or conversation_id")
+        if "user_id" in body:
+            return "user", self._id(body["user_id"], "user_id")
+        return "conversation", self._id(body["conversation_id"], "conversation_id")
+
     def patch(self, body: Any) -> MessagePatch:
         body = self._require_object(body, "patch")
         frozen = sorted(set(body) & IMMUTABLE_FIELDS)
@@ -171,7 +180,8 @@ class Validator:
             raise ValidationError(f"cannot change {', '.join(frozen)}")
         self._reject_unknown(body, PATCH_FIELDS, "patch")
         if not body:
-            raise ValidationError(f"nothing to change: send any of {', '.join(sorted(PATCH_FIELDS))}")
+            fields = ", ".join(sorted(PATCH_FIELDS))
+            raise ValidationError(f"nothing to change: send any of {fields}")
         changes: dict[str, Any] = {}
         if "content" in body:
             changes["content"] = self._content(body["content"])

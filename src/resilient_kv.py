@@ -1,0 +1,79 @@
+"""Retries for KV operations that failed transiently, behind the same ``KVStore`` protocol.
+
+Workers KV answers 429 to more than one write per second per key and occasionally fails a call
+outright. Every write this store makes is idempotent (message records are rewritten whole,
+journal keys are unique, deletes of a missing key succeed), so retrying is always safe. Backoff
+is exponential with full jitter (so retrying isolates spread out instead of colliding again) and
+bounded in attempts and total sleep, so a request never hangs; when retries run out the error
+propagates as ``StorageUnavailable`` and the client gets 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from errors import StorageUnavailable
+from kv import MAX_LIST_LIMIT, KVStore, ListPage, Metadata, ValueWithMetadata
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_seconds: float = 0.05
+    cap_seconds: float = 1.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
+
+
+class RetryingKV:
+    def __init__(
+        self, inner: KVStore, sleep: Sleep, policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._inner = inner
+        self._sleep = sleep
+        self._policy = policy or RetryPolicy()
+        self._rng = rng or random.Random()
+        self.retries = 0
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(self._policy.attempts):
+            try:
+                return await call()
+            except StorageUnavailable:
+                if attempt == self._policy.attempts - 1:
+                    raise StorageUnavailable(retry_after=1) from None
+                self.retries += 1
+                await self._sleep(self._policy.delay(attempt, self._rng))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def get(self, key: str) -> str | None:
+        return await self._retry(lambda: self._inner.get(key))
+
+    async def get_with_metadata(self, key: str) -> ValueWithMetadata | None:
+        return await self._retry(lambda: self._inner.get_with_metadata(key))
+
+    async def put(
+        self, key: str, value: str, *, metadata: Metadata | None = None,
+        expiration_ttl: int | None = None,
+    ) -> None:
+        await self._retry(
+            lambda: self._inner.put(key, value, metadata=metadata, expiration_ttl=expiration_ttl)
+        )
+
+    async def delete(self, key: str) -> None:
+        await self._retry(lambda: self._inner.delete(key))
+
+    async def list(
+        self, *, prefix: str = "", limit: int = MAX_LIST_LIMIT, cursor: str | None = None
+    ) -> ListPage:
+        return await self._retry(
+            lambda: self._inner.list(prefix=prefix, limit=limit, cursor=cursor)
+        )
