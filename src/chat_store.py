@@ -27,7 +27,7 @@ from errors import Conflict, NotFound, StorageUnavailable
 from ids import new_ulid
 from jsonutil import dumps
 from kv import KVStore
-from sorted_index import IndexStore, IndexView, Op
+from sorted_index import IndexStore, IndexView, Layout, Op
 from sortedset import Entry
 from validation import MessageDraft, MessagePatch, RangeQuery
 
@@ -105,7 +105,8 @@ class ChatStore:
         self._kv = kv
         self._clock_ms = clock_ms
         self._defer = defer
-        self._indexes = IndexStore(kv, clock_ms, config.journal_settle_ms)
+        layout = Layout(config.index_head_max, config.index_head_keep, config.index_segment_max)
+        self._indexes = IndexStore(kv, clock_ms, config.journal_settle_ms, layout)
         self._cursors = CursorCodec(cursor_secret)
 
     # -- messages ---------------------------------------------------------------------------
@@ -202,14 +203,15 @@ class ChatStore:
         await self._save(updated)
         if updated["timestamp"] != message["timestamp"]:
             member = message_key(message_id)
-            await self._journal({i: [Op.add(member, updated["timestamp"])]
-                                 for i in indexes_of(updated)})
+            move = Op.add(member, updated["timestamp"], prev=message["timestamp"])
+            await self._journal({i: [move] for i in indexes_of(updated)})
         return updated
 
     async def delete(self, message_id: str) -> None:
         message = await self.get(message_id)
         member = message_key(message_id)
-        await self._journal({i: [Op.rem(member)] for i in indexes_of(message)})
+        gone = Op.rem(member, prev=message["timestamp"])
+        await self._journal({i: [gone] for i in indexes_of(message)})
         await self._kv.delete(member)
 
     # -- indexes ----------------------------------------------------------------------------
@@ -237,7 +239,7 @@ class ChatStore:
         # Skipping index entries whose message is gone may need another round to fill the page.
         while len(found) < query.limit:
             want = query.limit - len(found)
-            batch = view.zset.zrange_by_score(
+            batch = await view.zrange_by_score(
                 query.start, query.end, rev=rev, limit=want, after=last
             )
             if not batch:
@@ -245,20 +247,22 @@ class ChatStore:
             for entry, message in zip(batch, await self._fetch(batch), strict=True):
                 if message is not None:
                     found.append(message)
-                elif view.settled_member(entry):
+                elif not view.is_recent(entry.member):
                     dangling.append(entry)
             last = batch[-1]
         if dangling:
             self._defer(self._repair_dangling(scope.index, dangling))
         more = last is not None and bool(
-            view.zset.zrange_by_score(query.start, query.end, rev=rev, limit=1, after=last)
+            await view.zrange_by_score(query.start, query.end, rev=rev, limit=1, after=last)
         )
         next_cursor = self._cursors.encode(cursor_scope, last) if more and last else None
         return Page(found, next_cursor)
 
     async def _repair_dangling(self, index: str, entries: list[Entry]) -> None:
         """Drop index entries whose record is gone (a crash between a delete's two writes)."""
-        await self._journal({index: [Op.rem(e.member) for e in entries[:MAX_REPAIRS]]})
+        await self._journal(
+            {index: [Op.rem(e.member, prev=e.score) for e in entries[:MAX_REPAIRS]]}
+        )
 
     async def reindex(self, scope: Scope) -> ReindexResult:
         """Rebuild an index from the message records' KV metadata: one ``list`` per 1,000
@@ -286,24 +290,28 @@ class ChatStore:
         return ReindexResult(scope.index, len(entries), scanned)
 
     async def count(self, scope: Scope, start: int, end: int) -> int:
-        return (await self._view(scope)).zset.zcount(start, end)
+        return await (await self._view(scope)).zcount(start, end)
 
     async def erase(self, scope: Scope) -> EraseResult:
         """Delete every message of a user or conversation, from every index they are in."""
         view = await self._view(scope)
-        entries = view.zset.zrange_by_score(limit=MAX_ERASE_PER_REQUEST)
+        entries = await view.zrange_by_score(limit=MAX_ERASE_PER_REQUEST + 1)
+        more = len(entries) > MAX_ERASE_PER_REQUEST
+        entries = entries[:MAX_ERASE_PER_REQUEST]
         stored = await self._fetch(entries)
-        ops: dict[str, list[Op]] = {scope.index: [Op.rem(e.member) for e in entries]}
+        ops: dict[str, list[Op]] = {scope.index: [Op.rem(e.member, e.score) for e in entries]}
         for entry, message in zip(entries, stored, strict=True):
             if message is not None:
                 for index_key in indexes_of(message):
-                    ops.setdefault(index_key, [])
                     if index_key != scope.index:
-                        ops[index_key].append(Op.rem(entry.member))
+                        ops.setdefault(index_key, []).append(
+                            Op.rem(entry.member, message["timestamp"])
+                        )
         await self._journal({k: v for k, v in ops.items() if v})
         await asyncio.gather(*(self._kv.delete(e.member) for e in entries))
         deleted = sum(1 for m in stored if m is not None)
-        return EraseResult(deleted, len(view.zset) - len(entries))
+        remaining = await view.zcount() - len(entries) if more else 0
+        return EraseResult(deleted, remaining)
 
 
 async def _none() -> None:

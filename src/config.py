@@ -58,6 +58,10 @@ class Config:
     # journal at least ``journal_settle_ms`` after the entry was written has itself been visible
     # for that long (see sorted_index.py for the argument). 60 s covers KV's read cache at the edge.
     journal_settle_ms: int = 60_000
+    # Index layout (see sorted_index.Layout): small values in tests force segments early.
+    index_head_max: int = 1024
+    index_head_keep: int = 256
+    index_segment_max: int = 2048
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -70,4 +74,12 @@ class Config:
             max_sender_bytes=_int(env, "MAX_SENDER_BYTES", cls.max_sender_bytes, minimum=16),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=64),
             journal_settle_ms=_int(env, "JOURNAL_SETTLE_MS", cls.journal_settle_ms),
-        )
+            index_head_max=_int(env, "INDEX_HEAD_MAX", cls.index_head_max, minimum=2),
+            index_head_keep=_int(env, "INDEX_HEAD_KEEP", cls.index_head_keep, minimum=1),
+            index_segment_max=_int(env, "INDEX_SEGMENT_MAX", cls.index_segment_max, minimum=2),
+        ).checked()
+
+    def checked(self) -> Config:
+        if not self.index_head_keep < self.index_head_max:
+            raise ConfigError("INDEX_HEAD_KEEP must be smaller than INDEX_HEAD_MAX")
+        return self

@@ -1,63 +1,94 @@
-"""Sorted-set indexes in Workers KV that lose no write under concurrency.
+"""Sorted-set indexes in Workers KV: no lost write under concurrency, bounded cost at any size.
 
-KV has no atomic update, so a read-modify-write of the index array loses updates when requests
-race. The index is therefore kept LSM-style, in two parts:
+KV has no atomic update, so a read-modify-write of one key loses updates when requests race,
+and rewriting one array per append costs O(history). An index is therefore kept LSM-style:
 
-``{index}`` (e.g. ``user:chat:alice``), the *head*
-    The layout other systems read: a JSON array of ``{"score", "member"}`` in sorted-set order.
-    It is a compacted snapshot. Its KV metadata ``{"at": ms}`` records when the compaction that
-    wrote it began reading, which says exactly which journal entries it has folded in.
+``{index}`` (e.g. ``user:chat:alice``), the *root*
+    The seed's layout, which other systems read: a JSON array of ``{"score", "member"}`` in
+    sorted-set order, holding the *newest* entries (at most ``head_max``). Its KV metadata
+    ``{"at": ms, "m": manifest key, "lo": [score, member]}`` says when the compaction that wrote
+    it began reading (which journal entries it has folded), where the older entries are, and the
+    lowest position the head covers. A reader that knows only the seed's format sees the newest
+    entries, in order.
+
+``idx:seg:{index}:{version}``, immutable *segments*
+    Older entries, each segment a JSON array like the head covering one contiguous range of
+    positions (``(score, member)`` order), at most ``segment_max`` entries.
+
+``idx:man:{index}:{version}``, immutable *manifests*
+    ``{"segments": [[key, lo_score, lo_member, count, min_score, max_score], ...],
+    "garbage": [[key, since_ms], ...]}``: the segments in order, with per-segment counts so that
+    a count never reads the segments it covers wholly.
 
 ``idx:log:{index}:{version}``, the *journal*
     One immutable, uniquely named key per mutation batch, written before the write is
-    acknowledged. ``version`` starts with the writer's clock in zero-padded milliseconds, so a
-    prefix listing returns entries in time order. The ops ride in KV metadata when they fit (a
-    ``list`` returns them with no extra read) and always in the value.
+    acknowledged, ops in KV metadata when they fit (a ``list`` returns them) and in the value.
+    ``version`` starts with the writer's clock, so a prefix listing is in time order. Ops carry
+    the member's previous score (``prev``) so a compaction knows which segment to rewrite.
 
-The rules, with ``S`` = ``settle_ms`` (how long a put may take to show up in a listing, and how
-stale a cached read may be; 60 s at the edge):
+Rules, with ``S`` = ``settle_ms`` (how long a put may take to show in a listing or a cached read
+may be stale; 60 s at the edge) and ``M`` = ``MAX_COMPACTION_MS``:
 
-1. Entry ``j`` (written at ``t_j``) is *folded* into a head iff ``t_j + S <= head.at``.
-   A compaction that read the head at ``at`` and then listed the journal saw every entry with
-   ``t_j <= at - S``, and the head it read already held everything folded before, so the head it
-   writes holds every entry it claims. Readers apply only unfolded entries, in version order, on
-   top of the head: the latest op per member wins, so replaying an entry twice is harmless.
-2. A compaction writes only if it finishes within ``MAX_COMPACTION_MS`` of its read, so a slow
-   compactor cannot overwrite a newer head with a much older snapshot. A head may still regress
-   by up to that much; the entries it then no longer folds are still in the journal, because:
-3. Entry ``j`` is deleted only when it is folded into the head just read and that head's ``at``
-   is older than ``now - (MAX_COMPACTION_MS + S)``. By then no compactor that could write a
-   head not folding ``j`` is still running, and no cached read can return such a head.
+1. Journal entry ``j`` (written at ``t_j``) is *folded* into a root iff ``t_j + S <= root.at``.
+   A compaction that read the root at ``at`` and then listed the journal saw every entry with
+   ``t_j <= at - S``, so the root it writes holds every entry it claims. Readers apply only
+   unfolded entries on top of the root, latest op per member winning; replays are harmless.
+2. A compaction writes only if it finishes within ``M`` of its read, so a slow compactor cannot
+   replace a newer root with a much older one. Segments and manifests are never modified, only
+   replaced, so an older root still points at a complete, consistent older state.
+3. Journal entry ``j`` is deleted only when folded into the root just read and that root's
+   ``at`` is older than ``now - (M + S)``: no compactor that could write a root not folding
+   ``j`` is still running, and no cached read can return one.
+4. A replaced segment or manifest goes on the new manifest's garbage list and is deleted only
+   ``2S + M`` later: by then no root that references it can be read or written any more. A stale
+   compactor that overwrites a root can leak the objects that root made (never lose data);
+   ``reindex`` rebuilds from the message records.
 
-Net effect: a write is durable once its journal put returns; every listing and count merges the
-head with the pending journal, and the head converges to the exact live set as soon as one
-compaction runs after a burst. Compactions run after writes and reads (deferred past the
-response where the runtime allows), touch a bounded number of keys, and a failed or rate-limited
-head write is harmless: the journal still holds everything.
+Per request, a read touches the root, one journal listing, and only the manifest and segments
+its range overlaps; a compaction rewrites the root and at most the few segments its ops touch.
+Compactions run after writes and reads (deferred past the response where the runtime allows);
+a failed or rate-limited root write is harmless because the journal still holds everything.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from errors import StorageUnavailable
 from jsonutil import dumps
 from kv import MAX_METADATA_BYTES, KVStore
-from sortedset import Entry, SortedSet
+from sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 
 JOURNAL_PREFIX = "idx:log:"
+SEGMENT_PREFIX = "idx:seg:"
+MANIFEST_PREFIX = "idx:man:"
 MAX_COMPACTION_MS = 10_000
-# Journal entries deleted per compaction: keeps each request far below KV's 1,000-op budget.
+# Deletes per compaction (journal entries, then garbage): far below KV's 1,000-op budget.
 MAX_GC_DELETES = 32
+# Value-only journal entries whose ops a compaction reads just to learn old positions.
+MAX_HINT_READS = 16
 _METADATA_ROOM = MAX_METADATA_BYTES - 64  # leave room for the other metadata fields
+# The lowest position of all: every real entry sorts after it.
+BOTTOM = Entry(MIN_SCORE - 1, "")
 
 OpKind = Literal["add", "rem"]
 _counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Size bounds (chosen by measurement; see the README's benchmark section)."""
+
+    head_max: int = 1024  # the head spills into a new segment beyond this many entries
+    head_keep: int = 256  # ...keeping this many newest entries
+    segment_max: int = 2048  # a segment splits in two beyond this many entries
 
 
 @dataclass(frozen=True)
@@ -65,35 +96,39 @@ class Op:
     kind: OpKind
     member: str
     score: int | None = None
+    prev: int | None = None  # the member's score before this op, when known
 
     @staticmethod
-    def add(member: str, score: int) -> Op:
-        return Op("add", member, score)
+    def add(member: str, score: int, prev: int | None = None) -> Op:
+        return Op("add", member, score, prev)
 
     @staticmethod
-    def rem(member: str) -> Op:
-        return Op("rem", member)
+    def rem(member: str, prev: int | None = None) -> Op:
+        return Op("rem", member, None, prev)
 
     def to_json(self) -> list[object]:
-        return ["a", self.score, self.member] if self.kind == "add" else ["r", self.member]
+        tail: list[object] = [] if self.prev is None else [self.prev]
+        if self.kind == "add":
+            return ["a", self.score, self.member, *tail]
+        return ["r", self.member, *tail]
 
     @staticmethod
     def from_json(raw: object) -> Op:
-        if isinstance(raw, list) and len(raw) == 3 and raw[0] == "a":
+        if isinstance(raw, list) and raw and raw[0] == "a" and len(raw) in (3, 4):
             score, member = raw[1], raw[2]
-            if isinstance(score, int) and isinstance(member, str):
-                return Op.add(member, score)
-        if isinstance(raw, list) and len(raw) == 2 and raw[0] == "r" and isinstance(raw[1], str):
-            return Op.rem(raw[1])
+            prev = raw[3] if len(raw) == 4 else None
+            if _is_int(score) and isinstance(member, str) and (prev is None or _is_int(prev)):
+                return Op.add(member, score, prev)
+        if isinstance(raw, list) and raw and raw[0] == "r" and len(raw) in (2, 3):
+            member = raw[1]
+            prev = raw[2] if len(raw) == 3 else None
+            if isinstance(member, str) and (prev is None or _is_int(prev)):
+                return Op.rem(member, prev)
         raise ValueError(f"not a journal op: {raw!r}")
 
-
-def apply_ops(zset: SortedSet, ops: Sequence[Op]) -> None:
-    for op in ops:
-        if op.kind == "add" and op.score is not None:
-            zset.zadd(op.member, op.score)
-        else:
-            zset.zrem(op.member)
+    def positions(self) -> set[int]:
+        """Scores at which this op says the member is or was."""
+        return {s for s in (self.score, self.prev) if s is not None}
 
 
 @dataclass(frozen=True)
@@ -103,66 +138,215 @@ class JournalEntry:
     ops: tuple[Op, ...] | None  # None: too big for metadata, read the value when needed
 
 
+@dataclass(frozen=True)
+class Segment:
+    key: str
+    lo: Entry  # inclusive lower bound of the positions it covers
+    count: int
+    min_score: int
+    max_score: int
+
+    def to_json(self) -> list[object]:
+        return [self.key, self.lo.score, self.lo.member, self.count, self.min_score,
+                self.max_score]
+
+    @staticmethod
+    def from_json(raw: Any) -> Segment:
+        key, lo_score, lo_member, count, min_score, max_score = raw
+        return Segment(str(key), Entry(int(lo_score), str(lo_member)), int(count),
+                       int(min_score), int(max_score))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    segments: tuple[Segment, ...] = ()
+    garbage: tuple[tuple[str, int], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"segments": [s.to_json() for s in self.segments],
+                "garbage": [list(g) for g in self.garbage]}
+
+    @staticmethod
+    def from_json(raw: Any) -> Manifest:
+        return Manifest(tuple(Segment.from_json(s) for s in raw["segments"]),
+                        tuple((str(k), int(t)) for k, t in raw["garbage"]))
+
+
 @dataclass
-class IndexView:
-    """An index as one request sees it: the head merged with its unfolded journal."""
+class Root:
+    head: SortedSet
+    at: int = 0
+    manifest_key: str | None = None
+    head_lo: Entry = BOTTOM
 
-    index: str
-    zset: SortedSet
-    head_at: int
-    head_entries: list[Entry]
-    journal: list[JournalEntry] = field(default_factory=list)
-    unfolded: int = 0
-    read_ms: int = 0
-    # Members named by unfolded journal entries: their records may be too new to be visible
-    # everywhere yet, so repair leaves them alone.
-    recent_members: frozenset[str] = frozenset()
-    _head_cache: frozenset[Entry] | None = field(default=None, init=False, repr=False,
-                                                 compare=False)
 
-    def settled_member(self, entry: Entry) -> bool:
-        """True if ``entry`` comes from the head alone, folded at least ``settle_ms`` ago."""
-        return entry.member not in self.recent_members and entry in self._head_set()
-
-    def _head_set(self) -> frozenset[Entry]:
-        if self._head_cache is None:
-            self._head_cache = frozenset(self.head_entries)
-        return self._head_cache
+def apply_ops(zset: SortedSet, ops: Iterable[Op]) -> None:
+    for op in ops:
+        if op.kind == "add" and op.score is not None:
+            zset.zadd(op.member, op.score)
+        else:
+            zset.zrem(op.member)
 
 
 def journal_prefix(index: str) -> str:
     return f"{JOURNAL_PREFIX}{index}:"
 
 
-def parse_head(raw: str | None) -> list[Entry]:
+def parse_entries(raw: str | None) -> list[Entry]:
     if raw is None:
         return []
     try:
-        data = json.loads(raw)
-        return [Entry(int(item["score"]), str(item["member"])) for item in data]
+        return [Entry(int(item["score"]), str(item["member"])) for item in json.loads(raw)]
     except (ValueError, TypeError, KeyError):
-        # A head someone else damaged is only a cache: start from the journal instead of failing.
+        # A root someone else damaged is only a cache: rebuild from the journal, don't fail.
         return []
 
 
-def dump_head(entries: Sequence[Entry]) -> str:
+def dump_entries(entries: Iterable[Entry]) -> str:
     return dumps([e.to_json() for e in entries])
+
+
+class IndexView:
+    """One index as one request sees it: root, lazily loaded segments, unfolded journal.
+
+    Members touched by unfolded journal ops form the *overlay*: they are hidden wherever the
+    stored structure has them, and shown at their final position (if any) instead.
+    """
+
+    def __init__(
+        self, store: IndexStore, index: str, root: Root, journal: list[JournalEntry],
+        unfolded_ops: list[Op], read_ms: int,
+    ) -> None:
+        self._store = store
+        self.index = index
+        self.root = root
+        self.journal = journal
+        self.read_ms = read_ms
+        self.unfolded = len(unfolded_ops)
+        self.overlay: dict[str, Entry | None] = {}
+        self.positions: dict[str, set[int]] = {}
+        for op in unfolded_ops:
+            self.overlay[op.member] = (
+                Entry(op.score, op.member) if op.kind == "add" and op.score is not None else None
+            )
+            self.positions.setdefault(op.member, set()).update(op.positions())
+        self._manifest: Manifest | None = None
+        self._segments: dict[str, SortedSet] = {}
+
+    def is_recent(self, member: str) -> bool:
+        """Touched by an unfolded op: its record may not be visible everywhere yet."""
+        return member in self.overlay
+
+    async def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = await self._store.load_manifest(self.root.manifest_key)
+        return self._manifest
+
+    async def segment(self, segment: Segment) -> SortedSet:
+        if segment.key not in self._segments:
+            self._segments[segment.key] = await self._store.load_segment(segment.key)
+        return self._segments[segment.key]
+
+    async def _containers(self) -> list[Segment | None]:
+        """Every container in ascending order; ``None`` stands for the head."""
+        manifest = await self.manifest()
+        return [*manifest.segments, None]
+
+    async def _load(self, container: Segment | None) -> SortedSet:
+        return self.root.head if container is None else await self.segment(container)
+
+    async def container_of(self, position: Entry) -> Segment | None:
+        if self.root.manifest_key is None or position >= self.root.head_lo:
+            return None
+        segments = (await self.manifest()).segments
+        i = bisect_right([s.lo for s in segments], position) - 1
+        return segments[max(i, 0)] if segments else None
+
+    async def zrange_by_score(
+        self, min_score: int = MIN_SCORE, max_score: int = MAX_SCORE, *, rev: bool = False,
+        limit: int | None = None, after: Entry | None = None,
+    ) -> list[Entry]:
+        """Like ``ZRANGE key min max BYSCORE [REV] LIMIT``, ``after`` an exclusive position."""
+
+        def beyond(entry: Entry) -> bool:
+            return after is None or (entry < after if rev else entry > after)
+
+        extra = [
+            e for e in self.overlay.values()
+            if e is not None and min_score <= e.score <= max_score and beyond(e)
+        ]
+        want = None if limit is None else limit + len(self.overlay)
+        found: list[Entry] = []
+        # Newest-first reads usually end inside the head, without reading the manifest.
+        order: list[Segment | None] = [None]
+        if self.root.manifest_key is not None:
+            order = await self._containers()
+            if rev:
+                order.reverse()
+        for container in order:
+            if container is not None and not _overlaps(container, min_score, max_score, after,
+                                                       rev):
+                continue
+            zset = await self._load(container)
+            for entry in zset.zrange_by_score(min_score, max_score, rev=rev, limit=want,
+                                              after=after):
+                if entry.member not in self.overlay:
+                    found.append(entry)
+            if limit is not None and len(found) >= limit:
+                break
+        merged = sorted(found + extra, reverse=rev)
+        return merged if limit is None else merged[:limit]
+
+    async def zcount(self, min_score: int = MIN_SCORE, max_score: int = MAX_SCORE) -> int:
+        """Like ``ZCOUNT``: segments wholly inside the range count from the manifest alone."""
+        total = self.root.head.zcount(min_score, max_score)
+        if self.root.manifest_key is not None:
+            for segment in (await self.manifest()).segments:
+                if segment.max_score < min_score or segment.min_score > max_score:
+                    continue
+                if min_score <= segment.min_score and segment.max_score <= max_score:
+                    total += segment.count
+                else:
+                    total += (await self.segment(segment)).zcount(min_score, max_score)
+        for member, final in self.overlay.items():
+            for score in self.positions[member]:
+                if min_score <= score <= max_score:
+                    zset = await self._load(await self.container_of(Entry(score, member)))
+                    if zset.score(member) == score:
+                        total -= 1
+            if final is not None and min_score <= final.score <= max_score:
+                total += 1
+        return total
+
+
+def _overlaps(segment: Segment, lo: int, hi: int, after: Entry | None, rev: bool) -> bool:
+    if segment.max_score < lo or segment.min_score > hi:
+        return False
+    if after is None:
+        return True
+    return segment.min_score <= after.score if rev else segment.max_score >= after.score
 
 
 class IndexStore:
     """Reads, journals and compacts sorted-set indexes stored in KV."""
 
-    def __init__(self, kv: KVStore, clock_ms: Callable[[], int], settle_ms: int) -> None:
+    def __init__(
+        self, kv: KVStore, clock_ms: Callable[[], int], settle_ms: int,
+        layout: Layout | None = None,
+    ) -> None:
         self._kv = kv
         self._clock_ms = clock_ms
         self._settle_ms = settle_ms
+        self.layout = layout or Layout()
 
     def _new_version(self, now_ms: int) -> str:
-        # Milliseconds first for time order; a per-isolate counter and random bits make it unique.
+        # Milliseconds first for time order; a per-isolate counter and random bits for unicity.
         return f"{now_ms:013d}-{next(_counter) & 0xFFFFFF:06x}{secrets.token_hex(5)}"
 
+    # -- writing ----------------------------------------------------------------------------
+
     async def record(self, index: str, ops: Sequence[Op]) -> None:
-        """Durably journal ``ops`` for ``index``; after this returns the write is visible."""
+        """Durably journal ``ops`` for ``index``; once this returns, readers see them."""
         if not ops:
             return
         now = self._clock_ms()
@@ -171,37 +355,47 @@ class IndexStore:
         metadata: dict[str, object] = {"t": now}
         if len(text.encode("utf-8")) <= _METADATA_ROOM:
             metadata["ops"] = payload
-        await self._kv.put(f"{journal_prefix(index)}{self._new_version(now)}", text,
-                           metadata=metadata)
+        key = f"{journal_prefix(index)}{self._new_version(now)}"
+        await self._kv.put(key, text, metadata=metadata)
+
+    # -- reading ----------------------------------------------------------------------------
 
     async def read(self, index: str) -> IndexView:
         read_ms = self._clock_ms()
-        head = await self._kv.get_with_metadata(index)
-        head_entries = parse_head(head.value if head else None)
-        head_at = _int_field(head.metadata if head else None, "at")
-        zset = SortedSet.from_sorted(head_entries)
+        root = await self._read_root(index)
         journal = await self._list_journal(index)
-        unfolded = [j for j in journal if j.written_ms + self._settle_ms > head_at]
-        recent: set[str] = set()
-        for entry in unfolded:
-            ops = entry.ops if entry.ops is not None else await self._load_ops(entry)
-            apply_ops(zset, ops)
-            recent.update(op.member for op in ops)
-        return IndexView(index, zset, head_at, head_entries, journal, len(unfolded), read_ms,
-                         frozenset(recent))
+        unfolded = [j for j in journal if j.written_ms + self._settle_ms > root.at]
+        loaded = await asyncio.gather(*(self._ops_of(j) for j in unfolded))
+        ops = [op for batch in loaded for op in batch]
+        return IndexView(self, index, root, journal, ops, read_ms)
 
-    async def rebuild(self, index: str, entries: list[Entry], scan_started_ms: int) -> bool:
-        """Replace the head with a set rebuilt from message records (see ``ChatStore.reindex``).
+    async def _read_root(self, index: str) -> Root:
+        stored = await self._kv.get_with_metadata(index)
+        if stored is None:
+            return Root(SortedSet())
+        meta = stored.metadata or {}
+        head = SortedSet.from_sorted(parse_entries(stored.value))
+        manifest_key = meta.get("m")
+        lo = meta.get("lo")
+        head_lo = BOTTOM
+        if isinstance(lo, list) and len(lo) == 2 and _is_int(lo[0]) and isinstance(lo[1], str):
+            head_lo = Entry(lo[0], lo[1])
+        return Root(head, _int_field(meta, "at"),
+                    manifest_key if isinstance(manifest_key, str) else None, head_lo)
 
-        Stamped with the time the scan began: every journal entry settled before then is
-        reflected in the records it read, later ones are replayed on top by readers. Like a
-        compaction, a scan that took too long must not write (rule 2).
-        """
-        if self._clock_ms() - scan_started_ms > MAX_COMPACTION_MS:
-            return False
-        ordered = SortedSet(entries).entries()
-        await self._kv.put(index, dump_head(ordered), metadata={"at": scan_started_ms})
-        return True
+    async def load_manifest(self, key: str | None) -> Manifest:
+        if key is None:
+            return Manifest()
+        raw = await self._kv.get(key)
+        if raw is None:  # only a bug or a manual deletion gets here; retrying may help
+            raise StorageUnavailable(detail="index manifest is missing; run a reindex")
+        return Manifest.from_json(json.loads(raw))
+
+    async def load_segment(self, key: str) -> SortedSet:
+        raw = await self._kv.get(key)
+        if raw is None:
+            raise StorageUnavailable(detail="index segment is missing; run a reindex")
+        return SortedSet.from_sorted(parse_entries(raw))
 
     async def _list_journal(self, index: str) -> list[JournalEntry]:
         entries: list[JournalEntry] = []
@@ -211,7 +405,7 @@ class IndexStore:
             page = await self._kv.list(prefix=prefix, cursor=cursor)
             for key in page.keys:
                 written = _int_field(key.metadata, "t")
-                if not written:  # fall back to the version's clock part
+                if not written:  # fall back to the clock part of the version
                     digits = key.name[len(prefix) : len(prefix) + 13]
                     written = int(digits) if digits.isdigit() else 0
                 raw_ops = (key.metadata or {}).get("ops")
@@ -221,47 +415,199 @@ class IndexStore:
                 return entries
             cursor = page.cursor
 
-    async def _load_ops(self, entry: JournalEntry) -> tuple[Op, ...]:
+    async def _ops_of(self, entry: JournalEntry) -> tuple[Op, ...]:
+        if entry.ops is not None:
+            return entry.ops
         raw = await self._kv.get(entry.key)
         if raw is None:  # deleted by a concurrent GC, so it is folded already
             return ()
-        parsed = _parse_ops(json.loads(raw))
-        return parsed if parsed is not None else ()
+        return _parse_ops(json.loads(raw)) or ()
+
+    # -- compaction -------------------------------------------------------------------------
 
     async def compact(self, view: IndexView) -> bool:
-        """Fold the view's journal into the head and delete what no reader can need any more.
+        """Fold the view's journal into a new root; collect what no reader can need any more.
 
-        Returns True when a new head was written. Never raises for KV trouble: the journal keeps
-        every write, so a skipped compaction only delays convergence.
+        Returns True when a new root was written. KV trouble only delays convergence: the
+        journal keeps every write, so failures here are swallowed.
         """
-        wrote = False
+        try:
+            return await self._compact(view)
+        except StorageUnavailable:
+            return False  # e.g. 429 on a hot root at the edge: a later compaction catches up
+
+    async def _compact(self, view: IndexView) -> bool:
         now = self._clock_ms()
-        merged = view.zset.entries()
-        # Re-stamp an unchanged head too once it would fold more entries, or they never get GC'd.
         newly_folded = any(
-            view.head_at < j.written_ms + self._settle_ms <= view.read_ms for j in view.journal
+            view.root.at < j.written_ms + self._settle_ms <= view.read_ms for j in view.journal
         )
-        changed = merged != view.head_entries or newly_folded
-        if changed and now - view.read_ms <= MAX_COMPACTION_MS:
-            try:
-                await self._kv.put(view.index, dump_head(merged), metadata={"at": view.read_ms})
-                wrote = True
-            except StorageUnavailable:
-                pass  # e.g. 429 for a hot key at the edge: a later compaction catches up
-        safe_before = now - (MAX_COMPACTION_MS + self._settle_ms)
-        if view.head_at <= safe_before:
-            collectable = [
-                j for j in view.journal if j.written_ms + self._settle_ms <= view.head_at
-            ]
-            for entry in collectable[:MAX_GC_DELETES]:
-                try:
-                    await self._kv.delete(entry.key)
-                except StorageUnavailable:
-                    break
+        wrote = False
+        if (view.overlay or newly_folded) and now - view.read_ms <= MAX_COMPACTION_MS:
+            wrote = await self._fold(view)
+        await self._collect_journal(view)
         return wrote
 
+    async def _fold(self, view: IndexView) -> bool:
+        positions = await self._all_positions(view)
+        manifest = await view.manifest()
+        # Every container that holds or will hold an overlaid member, by identity.
+        touched: dict[str | None, SortedSet] = {}
+        for member, scores in positions.items():
+            final = view.overlay[member]
+            spots = [Entry(s, member) for s in scores] + ([final] if final else [])
+            for spot in spots:
+                container = await view.container_of(spot)
+                key = None if container is None else container.key
+                if key not in touched:
+                    touched[key] = SortedSet((await view._load(container)).entries())
+        for member in positions:
+            for zset in touched.values():
+                zset.zrem(member)
+            final = view.overlay[member]
+            if final is not None:
+                container = await view.container_of(final)
+                touched[None if container is None else container.key].zadd(member, final.score)
+        head = touched.get(None, view.root.head)
+        segments: list[Segment] = []
+        replaced: list[str] = []
+        new_segments: dict[str, list[Entry]] = {}
+        for segment in manifest.segments:
+            if segment.key not in touched:
+                segments.append(segment)
+                continue
+            # Segments are immutable: a changed one is written anew (split if it grew too big)
+            # and the old one becomes garbage. An emptied one simply disappears: its range
+            # falls to the segment before it.
+            replaced.append(segment.key)
+            entries = touched[segment.key].entries()
+            if entries:
+                for part, part_entries in self._split(entries, segment.lo, view.index):
+                    segments.append(part)
+                    new_segments[part.key] = part_entries
+        head_lo = view.root.head_lo
+        if len(head) > self.layout.head_max:
+            entries = head.entries()
+            spill, keep = entries[: -self.layout.head_keep], entries[-self.layout.head_keep :]
+            for part, part_entries in self._split(spill, head_lo, view.index):
+                segments.append(part)
+                new_segments[part.key] = part_entries
+            head, head_lo = SortedSet.from_sorted(keep), keep[0]
+        segments.sort(key=lambda s: s.lo)
+        if segments:
+            segments[0] = _with_lo(segments[0], BOTTOM)  # the first segment covers the bottom
+        elif head_lo != BOTTOM:
+            head_lo = BOTTOM  # no segments left: the head covers everything again
+        now = self._clock_ms()
+        garbage = await self._collect_garbage([*manifest.garbage, *((k, now) for k in replaced)])
+        await asyncio.gather(*(self._kv.put(k, dump_entries(v)) for k, v in new_segments.items()))
+        manifest_key = view.root.manifest_key
+        if new_segments or garbage != list(manifest.garbage):
+            if manifest_key is not None:  # replaced by the one written below
+                garbage.append((manifest_key, now))
+            manifest_key = None
+            if segments or garbage:
+                manifest_key = f"{MANIFEST_PREFIX}{view.index}:{self._new_version(view.read_ms)}"
+                await self._kv.put(manifest_key, dumps(Manifest(tuple(segments),
+                                                                tuple(garbage)).to_json()))
+        if self._clock_ms() - view.read_ms > MAX_COMPACTION_MS:
+            return False  # too slow: a newer root may exist (rule 2); what we wrote is leaked
+        metadata: dict[str, object] = {"at": view.read_ms}
+        if manifest_key is not None:
+            metadata["m"] = manifest_key
+            metadata["lo"] = [head_lo.score, head_lo.member]
+        await self._kv.put(view.index, dump_entries(head), metadata=metadata)
+        return True
 
-def _int_field(metadata: dict[str, object] | None, name: str) -> int:
+    async def _all_positions(self, view: IndexView) -> dict[str, set[int]]:
+        """Where each overlaid member may sit: unfolded ops plus the folded ops still listed."""
+        positions = {m: set(s) for m, s in view.positions.items()}
+        reads = 0
+        for entry in view.journal:
+            if entry.ops is None:
+                if reads >= MAX_HINT_READS:
+                    continue
+                reads += 1
+            for op in await self._ops_of(entry):
+                if op.member in positions:
+                    positions[op.member].update(op.positions())
+        return positions
+
+    def _split(
+        self, entries: list[Entry], lo: Entry, index: str
+    ) -> list[tuple[Segment, list[Entry]]]:
+        """Cut ``entries`` into segments of at most ``segment_max``, the first starting at lo."""
+        size = self.layout.segment_max
+        pieces = max(1, -(-len(entries) // size))
+        step = -(-len(entries) // pieces)
+        parts: list[tuple[Segment, list[Entry]]] = []
+        for n in range(pieces):
+            chunk = entries[n * step : (n + 1) * step]
+            key = f"{SEGMENT_PREFIX}{index}:{self._new_version(self._clock_ms())}"
+            start = lo if n == 0 else chunk[0]
+            parts.append((Segment(key, start, len(chunk), chunk[0].score, chunk[-1].score),
+                          chunk))
+        return parts
+
+    async def _collect_garbage(self, garbage: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Delete replaced objects once no root that references them can be read (rule 4)."""
+        cutoff = self._clock_ms() - (2 * self._settle_ms + MAX_COMPACTION_MS)
+        due = [g for g in garbage if g[1] <= cutoff][:MAX_GC_DELETES]
+        await asyncio.gather(*(self._kv.delete(key) for key, _ in due))
+        return [g for g in garbage if g not in due]
+
+    async def _collect_journal(self, view: IndexView) -> None:
+        safe_before = self._clock_ms() - (MAX_COMPACTION_MS + self._settle_ms)
+        if view.root.at > safe_before:
+            return
+        collectable = [
+            j for j in view.journal if j.written_ms + self._settle_ms <= view.root.at
+        ][:MAX_GC_DELETES]
+        await asyncio.gather(*(self._kv.delete(j.key) for j in collectable))
+
+    # -- repair -----------------------------------------------------------------------------
+
+    async def rebuild(self, index: str, entries: list[Entry], scan_started_ms: int) -> bool:
+        """Replace the whole index with a set rebuilt from message records (``reindex``).
+
+        Stamped with the time the scan began: every journal entry settled before then is
+        reflected in the records it read; later ones are replayed on top by readers. Like a
+        compaction, a scan that took too long must not write (rule 2). The old structure
+        becomes garbage of the new manifest.
+        """
+        old = await self._read_root(index)
+        old_manifest = await self.load_manifest(old.manifest_key)
+        ordered = SortedSet(entries).entries()
+        head_part = ordered[-self.layout.head_keep :] if ordered else []
+        older = ordered[: len(ordered) - len(head_part)]
+        now = self._clock_ms()
+        garbage = [*old_manifest.garbage, *((s.key, now) for s in old_manifest.segments)]
+        if old.manifest_key is not None:
+            garbage.append((old.manifest_key, now))
+        parts = self._split(older, BOTTOM, index) if older else []
+        await asyncio.gather(*(self._kv.put(s.key, dump_entries(e)) for s, e in parts))
+        metadata: dict[str, object] = {"at": scan_started_ms}
+        if parts or garbage:
+            manifest_key = f"{MANIFEST_PREFIX}{index}:{self._new_version(now)}"
+            manifest = Manifest(tuple(s for s, _ in parts), tuple(garbage))
+            await self._kv.put(manifest_key, dumps(manifest.to_json()))
+            metadata["m"] = manifest_key
+            lo = head_part[0] if parts and head_part else BOTTOM
+            metadata["lo"] = [lo.score, lo.member]
+        if self._clock_ms() - scan_started_ms > MAX_COMPACTION_MS:
+            return False
+        await self._kv.put(index, dump_entries(head_part), metadata=metadata)
+        return True
+
+
+def _with_lo(segment: Segment, lo: Entry) -> Segment:
+    return Segment(segment.key, lo, segment.count, segment.min_score, segment.max_score)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_field(metadata: dict[str, Any] | None, name: str) -> int:
     value = (metadata or {}).get(name)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 

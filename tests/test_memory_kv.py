@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from memory_kv import KVLimitError, MemoryKV
 
 from kv import (
     MAX_KEY_BYTES,
@@ -23,6 +22,7 @@ from kv import (
     ListPage,
     ValueWithMetadata,
 )
+from memory_kv import KVLimitError, MemoryKV
 
 T = TypeVar("T")
 
