@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Lint, type-check, then run every test (unit + integration against a local `wrangler dev`
+# that the test session starts itself). Extra arguments go to pytest, e.g. -k, -x, -m "not integration".
+# All three steps always run so one failure does not hide another; the exit code is non-zero
+# if any failed (pytest's own code wins, so "no tests collected" = 5 still fails).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_bootstrap.sh
+ensure_venv
+ensure_node
+export WRANGLER_SEND_METRICS=false
+
+status=0
+.venv/bin/ruff check src tests || status=1
+.venv/bin/mypy || status=1
+.venv/bin/python -m pytest -q "$@" || status=$?
+exit "$status"
