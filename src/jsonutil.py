@@ -75,6 +75,8 @@ def loads_strict(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise InvalidJSON(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise InvalidJSON(f"nesting deeper than {max_depth} levels") from None
+    except ValueError:  # e.g. an integer beyond CPython's 4,300-digit conversion limit
+        raise InvalidJSON("a number is too large") from None
 
 
 def has_lone_surrogate(value: Any) -> bool:

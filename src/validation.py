@@ -143,7 +143,8 @@ class Validator:
         )
 
     def batch(self, body: Any) -> list[MessageDraft]:
-        body = self._require_object(body, "batch")
+        if not isinstance(body, dict):
+            raise ValidationError("batch must be a JSON object")
         self._reject_unknown(body, frozenset({"messages"}), "batch")
         items = body.get("messages")
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
