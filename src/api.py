@@ -7,16 +7,20 @@ problem document. Nothing here knows about JavaScript: ``entry.py`` adapts the r
 
 from __future__ import annotations
 
-import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from access_jwt import AccessVerifier
+from auth import Authenticator, Principal
 from chat_store import ChatStore, Defer, Scope
 from config import Config
+from cors import CorsPolicy
 from errors import (
     AuthNotConfigured,
     ChatStoreError,
+    Forbidden,
     InternalError,
     MethodNotAllowed,
     NotFound,
@@ -30,20 +34,29 @@ from errors import (
 )
 from ids import is_valid_id
 from jsonutil import dumps, loads_strict
+from jwt_auth import JWTSettings
 from kv import KVStore
+from openapi_spec import OPENAPI
+from ratelimit import RateLimiter
 from routing import MatchKind, Request, Response, Router
-from validation import Validator, count_query, range_query
+from validation import MessageDraft, Validator, count_query, range_query
 
 log = logging.getLogger("chat_store")
 
 JSON = "application/json; charset=utf-8"
 PROBLEM_JSON = "application/problem+json; charset=utf-8"
 Params = dict[str, str]
-Handler = Callable[[Request, Params], Awaitable[Response]]
+Handler = Callable[[Request, Params, Principal], Awaitable[Response]]
+FORBIDDEN = "this credential may not access that resource"
+
+
+def _encode(data: Any) -> bytes:
+    # A lone surrogate (from a path or an echoed name) becomes a JSON \\u escape, never a crash.
+    return dumps(data).encode("utf-8", "backslashreplace")
 
 
 def json_response(status: int, data: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
-    return Response(status, dumps(data).encode("utf-8"), (("content-type", JSON), *headers))
+    return Response(status, _encode(data), (("content-type", JSON), *headers))
 
 
 def problem_response(error: ChatStoreError, instance: str) -> Response:
@@ -64,20 +77,39 @@ def problem_response(error: ChatStoreError, instance: str) -> Response:
         headers.append(("www-authenticate", 'Bearer realm="chat-store"'))
     if isinstance(error, RateLimited | StorageUnavailable):
         headers.append(("retry-after", str(error.retry_after)))
-    return Response(problem.status, dumps(body).encode("utf-8"), tuple(headers))
+    return Response(problem.status, _encode(body), tuple(headers))
 
 
 class App:
+    """One request's view of the service. Cheap to build: ``entry.py`` makes one per request,
+    passing the per-isolate pieces (Access key cache, rate limiter) in."""
+
     def __init__(
-        self, config: Config, kv: KVStore, clock_ms: Callable[[], int], defer: Defer
+        self,
+        config: Config,
+        kv: KVStore,
+        clock_ms: Callable[[], int],
+        defer: Defer,
+        *,
+        access: AccessVerifier | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
         secret = config.cursor_secret or config.api_token or "chat-store-unauthenticated"
         self.store = ChatStore(kv, config, clock_ms, defer, cursor_secret=secret)
         self.validator = Validator(config)
+        self.cors = CorsPolicy.from_setting(config.cors_origins)
+        self.rate_limiter = rate_limiter
+        jwt = None
+        if config.jwt_secret:
+            jwt = JWTSettings(config.jwt_secret.encode("utf-8"), issuer=config.jwt_issuer,
+                              audience=config.jwt_audience)
+        self.authenticator = Authenticator(config.api_token, jwt, access, time.time)
+        self.auth_configured = bool(config.api_token or jwt or access)
         self.router: Router[Handler] = Router()
         r = self.router
         r.add("/health", get=self.health)
+        r.add("/openapi.json", get=self.openapi)
         r.add("/v1/messages", post=self.create_message)
         r.add("/v1/messages/batch", post=self.create_batch)
         r.add("/v1/messages/{id}", get=self.get_message, patch=self.patch_message,
@@ -89,6 +121,9 @@ class App:
             r.add(f"/v1/{kind}/{{scope_id}}/messages/count", get=self.count_messages)
 
     async def handle(self, request: Request) -> Response:
+        preflight = self.cors.preflight(request)
+        if preflight is not None:
+            return preflight
         try:
             response = await self._dispatch(request)
         except ChatStoreError as exc:
@@ -102,30 +137,39 @@ class App:
                                 (*response.headers, ("cache-control", "no-store")))
         if request.method == "HEAD":
             response = Response(response.status, b"", response.headers)
-        return response
+        return self.cors.decorate(request, response)
 
     async def _dispatch(self, request: Request) -> Response:
+        principal = Principal.service()  # only /v1 needs credentials
+        if request.path.startswith("/v1/"):
+            # Before routing, so that an anonymous caller cannot map out which routes exist.
+            principal = await self._authenticate(request)
         match = self.router.match(request.method, request.path)
         if match.kind is MatchKind.NONE:
             raise NotFound(f"no route for {request.path}")
-        if request.path.startswith("/v1/"):
-            self._authenticate(request)
         if match.kind is MatchKind.WRONG_METHOD:
             raise MethodNotAllowed(match.allow)
         assert match.handler is not None
-        return await match.handler(request, match.params)
+        return await match.handler(request, match.params, principal)
 
-    def _authenticate(self, request: Request) -> None:
+    async def _authenticate(self, request: Request) -> Principal:
         if self.config.auth_disabled:
-            return
-        if not self.config.api_token:
+            return Principal.service()
+        if not self.auth_configured:
             raise AuthNotConfigured("API_TOKEN is not set; set it with `wrangler secret put`")
-        scheme, _, token = (request.header("authorization") or "").partition(" ")
-        expected = self.config.api_token.encode("utf-8")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode("utf-8"), expected
-        ):
-            raise Unauthorized("a valid bearer token is required")
+        try:
+            principal = await self.authenticator.authenticate(request.headers)
+        except Unauthorized:
+            # Throttle credential guessing per client address as well.
+            await self._limit(f"ip:{request.header('cf-connecting-ip') or 'unknown'}")
+            raise
+        caller = "service" if principal.is_service else f"user:{principal.user_id}"
+        await self._limit(caller)
+        return principal
+
+    async def _limit(self, key: str) -> None:
+        if self.rate_limiter is not None and not await self.rate_limiter.allow(key):
+            raise RateLimited(self.config.rate_limit_retry_after)
 
     def _json_body(self, request: Request) -> Any:
         media_type = (request.header("content-type") or "").split(";")[0].strip().lower()
@@ -136,12 +180,17 @@ class App:
         return loads_strict(request.body)
 
     @staticmethod
-    def _scope(request: Request, params: Params) -> Scope:
+    def _scope(request: Request, params: Params, principal: Principal) -> Scope:
         scope_id = params["scope_id"]
         if not is_valid_id(scope_id):
             raise ValidationError("ids are 1-128 characters of [A-Za-z0-9._~-]")
-        return Scope("user" if request.path.startswith("/v1/users/") else "conversation",
-                     scope_id)
+        if request.path.startswith("/v1/users/"):
+            if not principal.can_access_user(scope_id):
+                raise Forbidden(FORBIDDEN)
+            return Scope("user", scope_id)
+        if not principal.can_access_conversation(scope_id):
+            raise Forbidden(FORBIDDEN)
+        return Scope("conversation", scope_id)
 
     @staticmethod
     def _message_id(params: Params) -> str:
@@ -149,50 +198,96 @@ class App:
             raise NotFound("no message has that id")  # no such id can exist
         return params["id"]
 
+    @staticmethod
+    def _owner(principal: Principal) -> str | None:
+        """The user a credential is confined to; None for the service token."""
+        return None if principal.is_service else principal.user_id
+
+    @staticmethod
+    def _may_create(principal: Principal, draft: MessageDraft, where: str = "") -> None:
+        allowed = principal.can_access_user(draft.user_id) and (
+            draft.conversation_id is None
+            or principal.can_access_conversation(draft.conversation_id)
+        )
+        if not allowed:
+            raise Forbidden(f"{where}{FORBIDDEN}")
+
+    @staticmethod
+    def _require_service(principal: Principal) -> None:
+        if not principal.is_service:
+            raise Forbidden(FORBIDDEN)
+
     # -- handlers ---------------------------------------------------------------------------
 
-    async def health(self, request: Request, params: Params) -> Response:
+    async def health(self, request: Request, params: Params, principal: Principal) -> Response:
         return json_response(200, {"status": "ok"})
 
-    async def create_message(self, request: Request, params: Params) -> Response:
+    async def openapi(self, request: Request, params: Params, principal: Principal) -> Response:
+        return json_response(200, OPENAPI)
+
+    async def create_message(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
         draft = self.validator.message(self._json_body(request))
+        self._may_create(principal, draft)
         message, created = await self.store.create(draft)
         return json_response(201 if created else 200, {"message": message})
 
-    async def create_batch(self, request: Request, params: Params) -> Response:
+    async def create_batch(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
         drafts = self.validator.batch(self._json_body(request))
+        for index, draft in enumerate(drafts):
+            self._may_create(principal, draft, f"messages[{index}]: ")
         messages, created = await self.store.create_many(drafts)
         return json_response(201 if any(created) else 200, {"messages": messages})
 
-    async def get_message(self, request: Request, params: Params) -> Response:
-        return json_response(200, {"message": await self.store.get(self._message_id(params))})
+    async def get_message(self, request: Request, params: Params, principal: Principal) -> Response:
+        message = await self.store.get(self._message_id(params), owner=self._owner(principal))
+        return json_response(200, {"message": message})
 
-    async def patch_message(self, request: Request, params: Params) -> Response:
+    async def patch_message(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
         message_id = self._message_id(params)
         patch = self.validator.patch(self._json_body(request))
-        return json_response(200, {"message": await self.store.patch(message_id, patch)})
+        message = await self.store.patch(message_id, patch, owner=self._owner(principal))
+        return json_response(200, {"message": message})
 
-    async def delete_message(self, request: Request, params: Params) -> Response:
-        await self.store.delete(self._message_id(params))
+    async def delete_message(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
+        await self.store.delete(self._message_id(params), owner=self._owner(principal))
         return Response(204)
 
-    async def list_messages(self, request: Request, params: Params) -> Response:
-        scope = self._scope(request, params)
+    async def list_messages(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
+        scope = self._scope(request, params, principal)
         page = await self.store.list_page(scope, range_query(request.query))
         return json_response(200, {"messages": page.messages, "next_cursor": page.next_cursor})
 
-    async def count_messages(self, request: Request, params: Params) -> Response:
-        scope = self._scope(request, params)
+    async def count_messages(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
+        scope = self._scope(request, params, principal)
         start, end = count_query(request.query)
         return json_response(200, {"count": await self.store.count(scope, start, end)})
 
-    async def erase_messages(self, request: Request, params: Params) -> Response:
-        result = await self.store.erase(self._scope(request, params))
+    async def erase_messages(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
+        scope = self._scope(request, params, principal)
+        if scope.kind == "conversation":
+            # A conversation holds other users' messages: only the service may erase it.
+            self._require_service(principal)
+        result = await self.store.erase(scope)
         return json_response(200, {"deleted": result.deleted, "remaining": result.remaining})
 
-    async def reindex(self, request: Request, params: Params) -> Response:
-        body = self.validator.reindex_target(self._json_body(request))
-        result = await self.store.reindex(Scope(*body))
+    async def reindex(self, request: Request, params: Params, principal: Principal) -> Response:
+        self._require_service(principal)
+        kind, scope_id = self.validator.reindex_target(self._json_body(request))
+        result = await self.store.reindex(Scope(kind, scope_id))
         return json_response(
             200, {"index": result.index, "entries": result.entries, "scanned": result.scanned}
         )

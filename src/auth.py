@@ -108,11 +108,10 @@ class Authenticator:
         access: AccessVerifier | None,
         clock: Callable[[], float],
     ) -> None:
-        if api_token is not None and not api_token:
-            # config.py maps an empty API_TOKEN to None; an empty token here is a wiring bug.
-            raise ValueError("api_token must be None or non-empty")
+        # "" means unset, as in config.py: it must never become a token that "Bearer " matches
+        # (the bearer grammar already needs one character, this keeps it true by construction).
         self._service_digest = (
-            None if api_token is None else hashlib.sha256(api_token.encode("utf-8")).digest()
+            hashlib.sha256(api_token.encode("utf-8")).digest() if api_token else None
         )
         self._jwt = jwt
         self._access = access

@@ -188,14 +188,17 @@ class ChatStore:
         await self._journal(ops)
         return messages, created
 
-    async def get(self, message_id: str) -> Message:
+    async def get(self, message_id: str, owner: str | None = None) -> Message:
+        """The message; with ``owner``, another user's message is reported exactly as missing."""
         message = await self._load(message_id)
-        if message is None:
+        if message is None or (owner is not None and message["user_id"] != owner):
             raise NotFound(f"message {message_id!r} does not exist")
         return message
 
-    async def patch(self, message_id: str, patch: MessagePatch) -> Message:
-        message = await self.get(message_id)
+    async def patch(
+        self, message_id: str, patch: MessagePatch, owner: str | None = None
+    ) -> Message:
+        message = await self.get(message_id, owner)
         updated = {**message, **patch.changes}
         if updated == message:
             return message  # nothing changed: no write, no new edited_at
@@ -207,8 +210,8 @@ class ChatStore:
             await self._journal({i: [move] for i in indexes_of(updated)})
         return updated
 
-    async def delete(self, message_id: str) -> None:
-        message = await self.get(message_id)
+    async def delete(self, message_id: str, owner: str | None = None) -> None:
+        message = await self.get(message_id, owner)
         member = message_key(message_id)
         gone = Op.rem(member, prev=message["timestamp"])
         await self._journal({i: [gone] for i in indexes_of(message)})
@@ -218,7 +221,7 @@ class ChatStore:
 
     async def _view(self, scope: Scope) -> IndexView:
         view = await self._indexes.read(scope.index)
-        if view.unfolded:
+        if self._indexes.wants_compaction(view):
             self._defer(self._compact_view(view))
         return view
 

@@ -62,6 +62,19 @@ class Config:
     index_head_max: int = 1024
     index_head_keep: int = 256
     index_segment_max: int = 2048
+    # User tokens (HS256 JWTs) are accepted only when a secret is set.
+    jwt_secret: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # Cloudflare Access (RS256) assertions are accepted only when both are set. The JWKS comes
+    # from ACCESS_JWKS (a static document, e.g. for pinning or tests) or the team's certs URL.
+    access_team_domain: str | None = None
+    access_aud: str | None = None
+    access_jwks: str | None = None
+    # Comma-separated exact origins; empty means no cross-origin browser access at all.
+    cors_origins: str | None = None
+    # What a 429 tells clients to wait; the limiter's period is configured on the binding.
+    rate_limit_retry_after: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -73,13 +86,34 @@ class Config:
             max_metadata_bytes=_int(env, "MAX_METADATA_BYTES", cls.max_metadata_bytes, minimum=2),
             max_sender_bytes=_int(env, "MAX_SENDER_BYTES", cls.max_sender_bytes, minimum=16),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=64),
-            journal_settle_ms=_int(env, "JOURNAL_SETTLE_MS", cls.journal_settle_ms),
+            journal_settle_ms=_int(env, "JOURNAL_SETTLE_MS", cls.journal_settle_ms, minimum=100),
             index_head_max=_int(env, "INDEX_HEAD_MAX", cls.index_head_max, minimum=2),
             index_head_keep=_int(env, "INDEX_HEAD_KEEP", cls.index_head_keep, minimum=1),
             index_segment_max=_int(env, "INDEX_SEGMENT_MAX", cls.index_segment_max, minimum=2),
+            jwt_secret=_optional(env, "JWT_SECRET"),
+            jwt_issuer=_optional(env, "JWT_ISSUER"),
+            jwt_audience=_optional(env, "JWT_AUDIENCE"),
+            access_team_domain=_optional(env, "ACCESS_TEAM_DOMAIN"),
+            access_aud=_optional(env, "ACCESS_AUD"),
+            access_jwks=_optional(env, "ACCESS_JWKS"),
+            cors_origins=_optional(env, "CORS_ORIGINS"),
+            rate_limit_retry_after=_int(
+                env, "RATE_LIMIT_RETRY_AFTER", cls.rate_limit_retry_after, minimum=1
+            ),
         ).checked()
 
     def checked(self) -> Config:
+        """Refuse settings that would silently weaken or break the service."""
+        # Imported here: these modules are validated by config, not needed to define it.
+        from cors import CorsPolicy
+        from jwt_auth import JWTSettings
+
         if not self.index_head_keep < self.index_head_max:
             raise ConfigError("INDEX_HEAD_KEEP must be smaller than INDEX_HEAD_MAX")
+        try:
+            CorsPolicy.from_setting(self.cors_origins)
+            if self.jwt_secret:
+                JWTSettings(self.jwt_secret.encode("utf-8"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return self

@@ -10,15 +10,17 @@ traps shape it: a Python dict handed to JS (response headers, KV options) must b
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
-from js import Headers, Object, Response
+from js import Headers, Object, Response, crypto, fetch
 from pyodide.ffi import JsException, create_proxy, to_js
 
+from access_jwt import AccessVerifier, access_certs_url
 from api import App, problem_response
 from config import Config, ConfigError
 from errors import InternalError, KVRateLimited, KVTransientError, PayloadTooLarge
@@ -32,9 +34,13 @@ log = logging.getLogger("chat_store")
 CONFIG_VARS = (
     "API_TOKEN", "AUTH_DISABLED", "CURSOR_SECRET", "MAX_CONTENT_BYTES", "MAX_METADATA_BYTES",
     "MAX_SENDER_BYTES", "MAX_BODY_BYTES", "JOURNAL_SETTLE_MS", "INDEX_HEAD_MAX",
-    "INDEX_HEAD_KEEP", "INDEX_SEGMENT_MAX",
+    "INDEX_HEAD_KEEP", "INDEX_SEGMENT_MAX", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE",
+    "ACCESS_TEAM_DOMAIN", "ACCESS_AUD", "ACCESS_JWKS", "CORS_ORIGINS", "RATE_LIMIT_RETRY_AFTER",
 )
 _config: Config | None = None
+# Per isolate, so the JWKS cache outlives a request (None: Access is not configured).
+_access: AccessVerifier | None = None
+MAX_JWKS_BYTES = 64 * 1024
 
 
 def _js_object(value: dict[str, Any]) -> Any:
@@ -99,6 +105,74 @@ class WorkersKV:
         return ListPage(keys, bool(page.get("list_complete")), page.get("cursor") or None)
 
 
+class WebCryptoRsaVerifier:
+    """RSASSA-PKCS1-v1_5 / SHA-256 through the runtime's WebCrypto (constant-time, native)."""
+
+    async def verify(self, jwk: dict[str, Any], signing_input: bytes, signature: bytes) -> bool:
+        algorithm = _js_object({"name": "RSASSA-PKCS1-v1_5", "hash": "SHA-256"})
+        key = await crypto.subtle.importKey(
+            "jwk", _js_object(jwk), algorithm, False, to_js(["verify"])
+        )
+        ok = await crypto.subtle.verify(
+            "RSASSA-PKCS1-v1_5", key, to_js(signature), to_js(signing_input)
+        )
+        return ok is True
+
+
+class FetchJwks:
+    """GETs the Access team's certs; the verifier caches what this returns."""
+
+    async def fetch(self, url: str) -> dict[str, Any]:
+        response = await fetch(url)
+        if not 200 <= int(response.status) < 300:
+            raise ValueError(f"JWKS fetch answered {response.status}")
+        text = str(await response.text())
+        if len(text) > MAX_JWKS_BYTES:
+            raise ValueError("JWKS document is too large")
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("JWKS document is not an object")
+        return document
+
+
+class StaticJwks:
+    """A JWKS given in configuration (``ACCESS_JWKS``): pinned keys, no network."""
+
+    def __init__(self, document: str) -> None:
+        self._document = json.loads(document)
+
+    async def fetch(self, url: str) -> dict[str, Any]:
+        return dict(self._document)
+
+
+class BindingRateLimiter:
+    """The Workers Rate Limiting binding behind ``ratelimit.RateLimiter``."""
+
+    def __init__(self, binding: Any) -> None:
+        self._binding = binding
+
+    async def allow(self, key: str) -> bool:
+        try:
+            outcome = await self._binding.limit(_js_object({"key": key}))
+        except JsException:
+            log.warning("rate limiter unavailable; letting the request through")
+            return True  # failing open: the limiter guards abuse, not correctness
+        return bool(outcome.success)
+
+
+def _access_verifier(config: Config) -> AccessVerifier | None:
+    global _access
+    if _access is None and config.access_team_domain and config.access_aud:
+        fetcher: FetchJwks | StaticJwks = (
+            StaticJwks(config.access_jwks) if config.access_jwks else FetchJwks()
+        )
+        _access = AccessVerifier(
+            access_certs_url(config.access_team_domain), config.access_aud,
+            config.access_team_domain, fetcher, WebCryptoRsaVerifier(), time.time,
+        )
+    return _access
+
+
 def _read_config(env: Any) -> Config:
     global _config
     if _config is None:
@@ -141,5 +215,12 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
         ctx.waitUntil(create_proxy(asyncio.ensure_future(_guarded(work))))
 
     kv = RetryingKV(WorkersKV(env.CHAT_KV), sleep=asyncio.sleep)
-    app = App(config, kv, lambda: int(time.time() * 1000), defer)
+    limiter = BindingRateLimiter(env.RATE_LIMITER) if hasattr(env, "RATE_LIMITER") else None
+    try:
+        access = _access_verifier(config)
+    except ValueError as exc:
+        log.error("bad Access configuration: %s", exc)
+        return _to_js_response(problem_response(InternalError("misconfigured"), url.path))
+    app = App(config, kv, lambda: int(time.time() * 1000), defer, access=access,
+              rate_limiter=limiter)
     return _to_js_response(await app.handle(py_request))

@@ -2,13 +2,14 @@
 
 Clients send JSON that other systems will read back, so the parser refuses what RFC 8259 leaves
 ambiguous (duplicate member names, NaN/Infinity, invalid UTF-8) and what costs us unbounded work
-(nesting deeper than a limit). Output is byte-for-byte deterministic so that equal values give
-equal bytes: replays can be compared and stored values diffed.
+(nesting deeper than a limit). Output is deterministic (no whitespace, no ASCII escaping, member
+order as built), so the server's own records always serialize the same way.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from errors import InvalidJSON
@@ -31,6 +32,13 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise InvalidJSON(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf, which JSON cannot carry back out
+        raise InvalidJSON(f"number {text[:20]} is out of range")
+    return value
 
 
 def _nesting_depth_exceeds(text: str, limit: int) -> bool:
@@ -69,7 +77,10 @@ def loads_strict(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise InvalidJSON(f"nesting deeper than {max_depth} levels")
     try:
         return json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
         )
     except json.JSONDecodeError as exc:
         raise InvalidJSON(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None

@@ -23,8 +23,9 @@ and rewriting one array per append costs O(history). An index is therefore kept 
 ``idx:log:{index}:{version}``, the *journal*
     One immutable, uniquely named key per mutation batch, written before the write is
     acknowledged, ops in KV metadata when they fit (a ``list`` returns them) and in the value.
-    ``version`` starts with the writer's clock, so a prefix listing is in time order. Ops carry
-    the member's previous score (``prev``) so a compaction knows which segment to rewrite.
+    ``version`` starts with the writer's clock, so a prefix listing is in time order. Ops that
+    move or remove an existing member carry its previous score (``prev``), so a compaction
+    knows which segment to rewrite without searching them all.
 
 Rules, with ``S`` = ``settle_ms`` (how long a put may take to show in a listing or a cached read
 may be stale; 60 s at the edge) and ``M`` = ``MAX_COMPACTION_MS``:
@@ -36,13 +37,16 @@ may be stale; 60 s at the edge) and ``M`` = ``MAX_COMPACTION_MS``:
 2. A compaction writes only if it finishes within ``M`` of its read, so a slow compactor cannot
    replace a newer root with a much older one. Segments and manifests are never modified, only
    replaced, so an older root still points at a complete, consistent older state.
-3. Journal entry ``j`` is deleted only when folded into the root just read and that root's
-   ``at`` is older than ``now - (M + S)``: no compactor that could write a root not folding
-   ``j`` is still running, and no cached read can return one.
+3. Journal entry ``j`` is deleted only by a compaction that read, at ``r >= t_j + 2S + M``, a
+   root folding ``j``. A root *not* folding ``j`` has ``at < t_j + S`` and so was written before
+   ``t_j + S + M`` (rule 2); any root written after ``r - M`` has ``at > t_j + S`` and folds
+   ``j``; and a cached read at ``r`` cannot hide a newer non-folding root, which would have been
+   written after ``r - S``. So once deleted, ``j`` is in every root anyone can read or write.
+   Steady traffic does not delay this: it depends on the entry's age, not the root's.
 4. A replaced segment or manifest goes on the new manifest's garbage list and is deleted only
-   ``2S + M`` later: by then no root that references it can be read or written any more. A stale
-   compactor that overwrites a root can leak the objects that root made (never lose data);
-   ``reindex`` rebuilds from the message records.
+   ``2S + 2M`` later, by the same argument: no root that references it can be read or written
+   any more. A stale compactor that overwrites a root can leak the objects that root made
+   (never lose data); ``reindex`` rebuilds from the message records.
 
 Per request, a read touches the root, one journal listing, and only the manifest and segments
 its range overlaps; a compaction rewrites the root and at most the few segments its ops touch.
@@ -70,6 +74,8 @@ JOURNAL_PREFIX = "idx:log:"
 SEGMENT_PREFIX = "idx:seg:"
 MANIFEST_PREFIX = "idx:man:"
 MAX_COMPACTION_MS = 10_000
+# Rule 1 assumes a put shows in listings within settle_ms of its clock reading: never 0.
+MIN_SETTLE_MS = 100
 # Deletes per compaction (journal entries, then garbage): far below KV's 1,000-op budget.
 MAX_GC_DELETES = 32
 # Value-only journal entries whose ops a compaction reads just to learn old positions.
@@ -196,10 +202,19 @@ def parse_entries(raw: str | None) -> list[Entry]:
     if raw is None:
         return []
     try:
-        return [Entry(int(item["score"]), str(item["member"])) for item in json.loads(raw)]
-    except (ValueError, TypeError, KeyError):
-        # A root someone else damaged is only a cache: rebuild from the journal, don't fail.
-        return []
+        items = json.loads(raw)
+    except (ValueError, RecursionError):
+        items = None
+    entries: list[Entry] = []
+    for item in items if isinstance(items, list) else [None]:
+        score: object = item.get("score") if isinstance(item, dict) else None
+        member: object = item.get("member") if isinstance(item, dict) else None
+        if not isinstance(score, int) or isinstance(score, bool) or not isinstance(member, str):
+            # Damaged by someone else: the journal (and a reindex) still know the truth, so
+            # serve what can be trusted rather than fail every read of this index.
+            return []
+        entries.append(Entry(score, member))
+    return entries
 
 
 def dump_entries(entries: Iterable[Entry]) -> str:
@@ -230,6 +245,13 @@ class IndexView:
                 Entry(op.score, op.member) if op.kind == "add" and op.score is not None else None
             )
             self.positions.setdefault(op.member, set()).update(op.positions())
+        # ``prev`` is only a hint: wherever the head holds the member is a position too, so ops
+        # without it stay exact for the (common) entries in the head. The store always sends
+        # prev for existing members, which covers entries in segments.
+        for member, scores in self.positions.items():
+            in_head = root.head.score(member)
+            if in_head is not None:
+                scores.add(in_head)
         self._manifest: Manifest | None = None
         self._segments: dict[str, SortedSet] = {}
 
@@ -334,6 +356,8 @@ class IndexStore:
         self, kv: KVStore, clock_ms: Callable[[], int], settle_ms: int,
         layout: Layout | None = None,
     ) -> None:
+        if settle_ms < MIN_SETTLE_MS:
+            raise ValueError(f"settle_ms must be at least {MIN_SETTLE_MS} (slower than any put)")
         self._kv = kv
         self._clock_ms = clock_ms
         self._settle_ms = settle_ms
@@ -438,11 +462,8 @@ class IndexStore:
 
     async def _compact(self, view: IndexView) -> bool:
         now = self._clock_ms()
-        newly_folded = any(
-            view.root.at < j.written_ms + self._settle_ms <= view.read_ms for j in view.journal
-        )
         wrote = False
-        if (view.overlay or newly_folded) and now - view.read_ms <= MAX_COMPACTION_MS:
+        if (view.overlay or self._newly_folded(view)) and now - view.read_ms <= MAX_COMPACTION_MS:
             wrote = await self._fold(view)
         await self._collect_journal(view)
         return wrote
@@ -498,7 +519,9 @@ class IndexStore:
         elif head_lo != BOTTOM:
             head_lo = BOTTOM  # no segments left: the head covers everything again
         now = self._clock_ms()
-        garbage = await self._collect_garbage([*manifest.garbage, *((k, now) for k in replaced)])
+        garbage = await self._collect_garbage(
+            [*manifest.garbage, *((k, now) for k in replaced)], view.read_ms
+        )
         await asyncio.gather(*(self._kv.put(k, dump_entries(v)) for k, v in new_segments.items()))
         manifest_key = view.root.manifest_key
         if new_segments or garbage != list(manifest.garbage):
@@ -548,21 +571,35 @@ class IndexStore:
                           chunk))
         return parts
 
-    async def _collect_garbage(self, garbage: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    async def _collect_garbage(
+        self, garbage: list[tuple[str, int]], read_ms: int
+    ) -> list[tuple[str, int]]:
         """Delete replaced objects once no root that references them can be read (rule 4)."""
-        cutoff = self._clock_ms() - (2 * self._settle_ms + MAX_COMPACTION_MS)
+        cutoff = read_ms - 2 * (self._settle_ms + MAX_COMPACTION_MS)
         due = [g for g in garbage if g[1] <= cutoff][:MAX_GC_DELETES]
         await asyncio.gather(*(self._kv.delete(key) for key, _ in due))
         return [g for g in garbage if g not in due]
 
+    def collectable(self, view: IndexView) -> list[JournalEntry]:
+        """Journal entries no root can need any more (rule 3), measured from the root read."""
+        cutoff = view.read_ms - (2 * self._settle_ms + MAX_COMPACTION_MS)
+        return [
+            j for j in view.journal
+            if j.written_ms + self._settle_ms <= view.root.at and j.written_ms <= cutoff
+        ]
+
+    def wants_compaction(self, view: IndexView) -> bool:
+        """Something to fold, to stamp as folded, or to collect."""
+        return bool(view.overlay) or self._newly_folded(view) or bool(self.collectable(view))
+
+    def _newly_folded(self, view: IndexView) -> bool:
+        return any(
+            view.root.at < j.written_ms + self._settle_ms <= view.read_ms for j in view.journal
+        )
+
     async def _collect_journal(self, view: IndexView) -> None:
-        safe_before = self._clock_ms() - (MAX_COMPACTION_MS + self._settle_ms)
-        if view.root.at > safe_before:
-            return
-        collectable = [
-            j for j in view.journal if j.written_ms + self._settle_ms <= view.root.at
-        ][:MAX_GC_DELETES]
-        await asyncio.gather(*(self._kv.delete(j.key) for j in collectable))
+        due = self.collectable(view)[:MAX_GC_DELETES]
+        await asyncio.gather(*(self._kv.delete(j.key) for j in due))
 
     # -- repair -----------------------------------------------------------------------------
 

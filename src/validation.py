@@ -143,8 +143,9 @@ class Validator:
         )
 
     def batch(self, body: Any) -> list[MessageDraft]:
-        if not isinstance(body, dict):
-            raise ValidationError("batch must be a JSON object")
+        # Items are checked one by one below, so that an error names the item.
+        if not isinstance(body, dict) or has_lone_surrogate(list(body)):
+            raise ValidationError("batch must be a JSON object with a messages array")
         self._reject_unknown(body, frozenset({"messages"}), "batch")
         items = body.get("messages")
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
