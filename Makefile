@@ -3,7 +3,7 @@
 SHELL := bash
 PY := .venv/bin/python
 
-.PHONY: dev test lint bench clean venv
+.PHONY: dev test lint bench bench-quick clean venv
 
 dev:  ## run the Worker locally on 127.0.0.1:$${PORT:-8787}
 	bash scripts/dev.sh
@@ -18,8 +18,16 @@ lint: venv
 	.venv/bin/ruff check src tests
 	.venv/bin/mypy
 
-bench: venv  ## benchmark harness lives in bench/ (bench/run.py)
-	$(PY) bench/run.py
+# Benchmarks (bench/run.py): real Worker under wrangler dev vs a minimal JS floor Worker.
+# Table on stdout; bench/out/{results.md,results.json,latency.png}. BENCH_ARGS passes flags,
+# e.g. `make bench BENCH_ARGS=--publish` also copies the figures to docs/bench/.
+bench:  ## full benchmark: histories of 10..100k messages (about 15 min)
+	source scripts/_bootstrap.sh && ensure_node && ensure_bench
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-quick:  ## smoke run of the benchmark: histories of 10 and 1,000 (about 2 min)
+	source scripts/_bootstrap.sh && ensure_node && ensure_bench
+	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 clean:  ## caches and local Worker state (.wrangler/ holds the dev KV data); keeps .venv, node_modules
 	rm -rf .wrangler examples/*/.wrangler .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out

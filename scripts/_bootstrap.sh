@@ -32,3 +32,17 @@ print(" ".join(d["project"]["optional-dependencies"]["dev"]))')
     echo "$want" > .venv/.dev-extras
   fi
 }
+
+# Benchmark side: the `bench` extras of pyproject.toml (matplotlib for bench/run.py's plot), on
+# top of the dev venv, reinstalled only when that pinned list changed.
+ensure_bench() {
+  ensure_venv || return 1
+  local want
+  want=$(.venv/bin/python -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))
+print(" ".join(d["project"]["optional-dependencies"]["bench"]))')
+  if [ "$want" != "$(cat .venv/.bench-extras 2>/dev/null)" ]; then
+    # shellcheck disable=SC2086  # word splitting wanted: one argument per requirement
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check $want
+    echo "$want" > .venv/.bench-extras
+  fi
+}

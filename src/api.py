@@ -163,8 +163,10 @@ class App:
             # Throttle credential guessing per client address as well.
             await self._limit(f"ip:{request.header('cf-connecting-ip') or 'unknown'}")
             raise
-        caller = "service" if principal.is_service else f"user:{principal.user_id}"
-        await self._limit(caller)
+        # The service token is one trusted backend speaking for every user: limiting it would
+        # throttle them all, so limits apply to end users (and to failed attempts above).
+        if not principal.is_service:
+            await self._limit(f"user:{principal.user_id}")
         return principal
 
     async def _limit(self, key: str) -> None:
@@ -175,7 +177,7 @@ class App:
         media_type = (request.header("content-type") or "").split(";")[0].strip().lower()
         if media_type != "application/json" and not media_type.endswith("+json"):
             raise UnsupportedMediaType("send the body as application/json")
-        if len(request.body) > self.config.max_body_bytes:
+        if request.body_too_large or len(request.body) > self.config.max_body_bytes:
             raise PayloadTooLarge(f"request body exceeds {self.config.max_body_bytes} bytes")
         return loads_strict(request.body)
 
@@ -183,7 +185,7 @@ class App:
     def _scope(request: Request, params: Params, principal: Principal) -> Scope:
         scope_id = params["scope_id"]
         if not is_valid_id(scope_id):
-            raise ValidationError("ids are 1-128 characters of [A-Za-z0-9._~-]")
+            raise ValidationError("ids are 1-128 characters of [A-Za-z0-9._~-], not . or ..")
         if request.path.startswith("/v1/users/"):
             if not principal.can_access_user(scope_id):
                 raise Forbidden(FORBIDDEN)

@@ -17,13 +17,14 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
-from js import Headers, Object, Response, crypto, fetch
+from js import JSON, Headers, Object, Response, crypto, fetch
 from pyodide.ffi import JsException, create_proxy, to_js
 
 from access_jwt import AccessVerifier, access_certs_url
 from api import App, problem_response
 from config import Config, ConfigError
-from errors import InternalError, KVRateLimited, KVTransientError, PayloadTooLarge
+from errors import InternalError, KVRateLimited, KVTransientError
+from jsonutil import dumps
 from kv import MAX_LIST_LIMIT, ListedKey, ListPage, Metadata, ValueWithMetadata
 from resilient_kv import RetryingKV
 from routing import Request
@@ -65,6 +66,8 @@ class WorkersKV:
             log.warning("KV operation failed: %s", message)
             if "429" in message or "Too Many Requests" in message:
                 raise KVRateLimited() from None
+            if message.startswith(("TypeError", "RangeError", "SyntaxError")):
+                raise  # our bug, not KV's weather: retrying cannot help, so it is a 500
             raise KVTransientError() from None
 
     async def get(self, key: str) -> str | None:
@@ -82,12 +85,12 @@ class WorkersKV:
         self, key: str, value: str, *, metadata: Metadata | None = None,
         expiration_ttl: int | None = None,
     ) -> None:
-        options: dict[str, Any] = {}
+        options = _js_object({} if expiration_ttl is None else {"expirationTtl": expiration_ttl})
         if metadata is not None:
-            options["metadata"] = metadata
-        if expiration_ttl is not None:
-            options["expirationTtl"] = expiration_ttl
-        await self._call(self._binding.put(key, value, _js_object(options)))
+            # Through JSON, not to_js: large ints (2**53-1 timestamps) would become BigInts that
+            # KV cannot serialize, and None would become undefined and vanish.
+            options.metadata = JSON.parse(dumps(metadata))
+        await self._call(self._binding.put(key, value, options))
 
     async def delete(self, key: str) -> None:
         await self._call(self._binding.delete(key))
@@ -187,6 +190,12 @@ def _to_js_response(response: PyResponse) -> Any:
     return Response.new(body, headers=headers, status=response.status)
 
 
+def _misconfigured(path: str) -> Any:
+    problem = problem_response(InternalError("the service is misconfigured"), path)
+    headers = (*problem.headers, ("cache-control", "no-store"))
+    return _to_js_response(PyResponse(problem.status, problem.body, headers))
+
+
 async def _guarded(work: Awaitable[None]) -> None:
     try:
         await work
@@ -200,15 +209,15 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
         config = _read_config(env)
     except ConfigError as exc:
         log.error("bad configuration: %s", exc)
-        return _to_js_response(problem_response(InternalError("misconfigured"), url.path))
+        return _misconfigured(url.path)
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > config.max_body_bytes:
-        too_large = PayloadTooLarge(f"request body exceeds {config.max_body_bytes} bytes")
-        return _to_js_response(problem_response(too_large, url.path))
-    body = (await request.arrayBuffer()).to_bytes() if request.body is not None else b""
+    too_large = bool(declared and declared.isdigit() and int(declared) > config.max_body_bytes)
+    body = b""
+    if request.body is not None and not too_large:
+        body = bytes((await request.arrayBuffer()).to_bytes())
     py_request = Request.build(
         str(request.method), url.path, url.query,
-        {str(k): str(v) for k, v in request.headers}, bytes(body),
+        {str(k): str(v) for k, v in request.headers}, body, body_too_large=too_large,
     )
 
     def defer(work: Awaitable[None]) -> None:
@@ -220,7 +229,7 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
         access = _access_verifier(config)
     except ValueError as exc:
         log.error("bad Access configuration: %s", exc)
-        return _to_js_response(problem_response(InternalError("misconfigured"), url.path))
+        return _misconfigured(url.path)
     app = App(config, kv, lambda: int(time.time() * 1000), defer, access=access,
               rate_limiter=limiter)
     return _to_js_response(await app.handle(py_request))

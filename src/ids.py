@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import secrets
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+# "." and ".." are dot segments: URL parsing removes them, so such an id could never be addressed.
+ID_PATTERN = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~-]{1,128}")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 

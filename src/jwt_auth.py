@@ -33,13 +33,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from ids import is_valid_id
+
 __all__ = ["InvalidToken", "JWTSettings", "UserClaims", "sign_hs256", "verify_hs256"]
 
 MAX_LEEWAY_SECONDS = 60
 MAX_CONVERSATIONS = 1000
 _MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key must be at least as long as the hash.
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")  # always fullmatch: "$" would allow a trailing "\n"
 
 
 class InvalidToken(Exception):
@@ -121,9 +122,9 @@ def _int_claim(claims: dict[str, Any], name: str) -> int | None:
 
 
 def _id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
+    if not is_valid_id(value):
         raise InvalidToken(f"{what} is not a valid id")
-    return value
+    return str(value)
 
 
 def verify_hs256(token: str, settings: JWTSettings, now: float) -> UserClaims:

@@ -31,8 +31,9 @@ OPENAPI: dict[str, Any] = {
             "`sub`.\n"
             "\n"
             "An `Authorization` header, once sent, decides: a wrong one fails even if an Access "
-            "assertion is also present. Under `/v1` credentials are checked before the method, so "
-            "a wrong method with no credential is a 401, not a 405.\n"
+            "assertion is also present. Under `/v1` credentials are checked before routing, so an "
+            "unknown path or a wrong method without a valid credential is a 401, not a 404 or "
+            "405.\n"
             "\n"
             "**Errors** are RFC 9457 problem documents (`application/problem+json`) with a stable "
             "`code`. Unknown paths are `not_found` (404); a known path under another method is "
@@ -488,9 +489,9 @@ OPENAPI: dict[str, Any] = {
                 "summary": "List a user's messages",
                 "description": (
                     "One page of the user's messages ordered by `timestamp`, then id. Follow "
-                    "`next_cursor` for the next page; the page may hold fewer than `limit` "
-                    "messages even when more follow. Unknown query parameters and a parameter "
-                    "given twice are refused (400). A user token may list only its own user."
+                    "`next_cursor` (with the same query) until it is null. Unknown query "
+                    "parameters and a parameter given twice are refused (400). A user token may "
+                    "list only its own user."
                 ),
                 "tags": [
                     "Users",
@@ -688,10 +689,9 @@ OPENAPI: dict[str, Any] = {
                 "summary": "List a conversation's messages",
                 "description": (
                     "One page of the conversation's messages ordered by `timestamp`, then id. "
-                    "Follow `next_cursor` for the next page; the page may hold fewer than `limit` "
-                    "messages even when more follow. Unknown query parameters and a parameter "
-                    "given twice are refused (400). A user token may list only conversations in "
-                    "its `conversations` claim."
+                    "Follow `next_cursor` (with the same query) until it is null. Unknown query "
+                    "parameters and a parameter given twice are refused (400). A user token may "
+                    "list only conversations in its `conversations` claim."
                 ),
                 "tags": [
                     "Conversations",
@@ -957,10 +957,10 @@ OPENAPI: dict[str, Any] = {
         "schemas": {
             "Id": {
                 "type": "string",
-                "pattern": "^[A-Za-z0-9._~-]{1,128}$",
+                "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._~-]{1,128}$",
                 "description": (
-                    "1-128 characters of `[A-Za-z0-9._~-]`. Note: ids `.` and `..` are accepted in "
-                    "bodies but cannot be addressed in a URL path (they are dot segments)."
+                    "1-128 characters of `[A-Za-z0-9._~-]`, except `.` and `..` (URL dot segments, "
+                    "which could never be addressed in a path)."
                 ),
             },
             "Timestamp": {
@@ -1283,7 +1283,7 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "index": {
                         "type": "string",
-                        "pattern": "^(user|conversation):chat:[A-Za-z0-9._~-]{1,128}$",
+                        "pattern": "^(user|conversation):chat:(?!\\.\\.?$)[A-Za-z0-9._~-]{1,128}$",
                         "description": "The KV name of the rebuilt index.",
                     },
                     "entries": {
@@ -1404,7 +1404,9 @@ OPENAPI: dict[str, Any] = {
                     "$ref": "#/components/schemas/Id",
                 },
                 "description": (
-                    "The message id. A value outside the id grammar is a 404, not a 400."
+                    "The message id. A value outside the id grammar is a 404, not a 400. "
+                    "`/v1/messages/batch` is also this path: GET, PATCH and DELETE on it address "
+                    "the message whose id is `batch`."
                 ),
             },
             "UserId": {
@@ -1913,9 +1915,10 @@ OPENAPI: dict[str, Any] = {
             },
             "RateLimited": {
                 "description": (
-                    "Too many requests from this caller (the authenticated principal, or the "
-                    "client address for requests that failed authentication). Only when a rate "
-                    "limiter is bound (`RATE_LIMITER`)."
+                    "Too many requests from this end user (a user token or Access identity) or, "
+                    "for requests that failed authentication, from this client address. The "
+                    "service token is never limited. Only when a rate limiter is bound "
+                    "(`RATE_LIMITER`)."
                 ),
                 "content": {
                     "application/problem+json": {

@@ -23,6 +23,9 @@ class Request:
     query: tuple[tuple[str, str], ...] = ()
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
     body: bytes = b""
+    # The edge declined to read a body whose Content-Length exceeds the limit; whoever needs
+    # the body answers 413, so auth and routing still decide first.
+    body_too_large: bool = False
 
     @classmethod
     def build(
@@ -32,6 +35,8 @@ class Request:
         query_string: str = "",
         headers: dict[str, str] | None = None,
         body: bytes = b"",
+        *,
+        body_too_large: bool = False,
     ) -> Request:
         return cls(
             method=method.upper(),
@@ -39,6 +44,7 @@ class Request:
             query=tuple(parse_qsl(query_string, keep_blank_values=True)),
             headers={k.lower(): v for k, v in (headers or {}).items()},
             body=body,
+            body_too_large=body_too_large,
         )
 
     def header(self, name: str) -> str | None:
@@ -111,6 +117,8 @@ class Router(Generic[Handler]):
                 return Match(MatchKind.FOUND, handler, found.groupdict())
             allowed.extend(route.methods)
         if allowed:
+            if "GET" in allowed:
+                allowed.append("HEAD")  # served wherever GET is, so it is allowed there too
             return Match(MatchKind.WRONG_METHOD, allow=tuple(sorted(set(allowed))))
         return Match(MatchKind.NONE)
 

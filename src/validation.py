@@ -86,7 +86,9 @@ class Validator:
 
     def _id(self, value: Any, name: str) -> str:
         if not is_valid_id(value):
-            raise ValidationError(f"{name} must be 1-128 characters of [A-Za-z0-9._~-]")
+            raise ValidationError(
+                f"{name} must be 1-128 characters of [A-Za-z0-9._~-], not . or .."
+            )
         return str(value)
 
     def _sender(self, value: Any) -> dict[str, str]:
@@ -154,7 +156,7 @@ class Validator:
         seen: set[str] = set()
         for index, item in enumerate(items):
             try:
-                draft = self.message(item, f"messages[{index}]")
+                draft = self.message(item, "item")
             except (ValidationError, PayloadTooLarge) as exc:
                 raise type(exc)(f"messages[{index}]: {exc.detail}", index=index) from None
             if draft.id is not None:

@@ -1227,13 +1227,14 @@ def test_erase_conversation() -> None:
     [
         pytest.param("PUT", "/v1/messages", "POST", id="create"),
         pytest.param("GET", "/v1/messages", "POST", id="list-all-is-not-a-route"),
-        pytest.param("POST", "/v1/messages/m1", "DELETE, GET, PATCH", id="message"),
-        pytest.param("PUT", "/v1/messages/batch", "DELETE, GET, PATCH, POST", id="batch"),
-        pytest.param("POST", "/v1/users/u1/messages", "DELETE, GET", id="user-messages"),
-        pytest.param("PATCH", "/v1/conversations/c1/messages", "DELETE, GET",
+        pytest.param("POST", "/v1/messages/m1", "DELETE, GET, HEAD, PATCH", id="message"),
+        pytest.param("PUT", "/v1/messages/batch", "DELETE, GET, HEAD, PATCH, POST",
+                     id="batch"),
+        pytest.param("POST", "/v1/users/u1/messages", "DELETE, GET, HEAD", id="user-messages"),
+        pytest.param("PATCH", "/v1/conversations/c1/messages", "DELETE, GET, HEAD",
                      id="conversation-messages"),
-        pytest.param("DELETE", "/v1/users/u1/messages/count", "GET", id="count"),
-        pytest.param("POST", "/health", "GET", id="health"),
+        pytest.param("DELETE", "/v1/users/u1/messages/count", "GET, HEAD", id="count"),
+        pytest.param("POST", "/health", "GET, HEAD", id="health"),
     ],
 )
 def test_wrong_method_is_405_with_allow(method: str, path: str, allow: str) -> None:

@@ -59,16 +59,18 @@ def test_found(method: str, path: str, handler: str, params: dict[str, str]) -> 
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        pytest.param("POST", "/health", ("GET",), id="health"),
+        pytest.param("POST", "/health", ("GET", "HEAD"), id="health"),
         pytest.param("GET", "/v1/messages", ("POST",), id="create-route"),
-        pytest.param("PUT", "/v1/messages/m1", ("DELETE", "GET", "PATCH"), id="message-put"),
-        pytest.param("POST", "/v1/messages/m1", ("DELETE", "GET", "PATCH"), id="message-post"),
-        pytest.param("PUT", "/v1/messages/batch", ("DELETE", "GET", "PATCH", "POST"),
+        pytest.param("PUT", "/v1/messages/m1", ("DELETE", "GET", "HEAD", "PATCH"),
+                     id="message-put"),
+        pytest.param("POST", "/v1/messages/m1", ("DELETE", "GET", "HEAD", "PATCH"),
+                     id="message-post"),
+        pytest.param("PUT", "/v1/messages/batch", ("DELETE", "GET", "HEAD", "PATCH", "POST"),
                      id="two-routes-merged"),
-        pytest.param("PATCH", "/v1/users/u1/messages", ("DELETE", "GET"), id="list"),
-        pytest.param("DELETE", "/v1/users/u1/messages/count", ("GET",), id="count"),
+        pytest.param("PATCH", "/v1/users/u1/messages", ("DELETE", "GET", "HEAD"), id="list"),
+        pytest.param("DELETE", "/v1/users/u1/messages/count", ("GET", "HEAD"), id="count"),
         pytest.param("HEAD", "/v1/messages", ("POST",), id="head-without-get"),
-        pytest.param("get", "/health", ("GET",), id="method-is-case-sensitive"),
+        pytest.param("get", "/health", ("GET", "HEAD"), id="method-is-case-sensitive"),
     ],
 )
 def test_wrong_method_lists_allowed_sorted(method: str, path: str, allow: tuple[str, ...]) -> None:
@@ -85,7 +87,7 @@ def test_allow_is_deduplicated_across_routes() -> None:
     r.add("/x/{b}", post="three", put="four")
     match = r.match("DELETE", "/x/1")
     assert match.kind is MatchKind.WRONG_METHOD
-    assert match.allow == ("GET", "POST", "PUT")
+    assert match.allow == ("GET", "HEAD", "POST", "PUT")
 
 
 @pytest.mark.parametrize(

@@ -71,8 +71,8 @@ def test_sender_is_copied() -> None:
         pytest.param("a", id="one-char"),
         pytest.param("x" * 128, id="128-chars"),
         pytest.param("AZaz09._~-", id="every-class"),
-        pytest.param(".", id="dot"),
-        pytest.param("..", id="dot-dot"),
+        pytest.param("...", id="three-dots"),
+        pytest.param(".a", id="leading-dot"),
         pytest.param("01J0000000000000000000000", id="ulid-like"),
     ],
 )
@@ -86,6 +86,8 @@ def test_valid_ids(field: str, value: str) -> None:
     "value",
     [
         pytest.param("", id="empty"),
+        pytest.param(".", id="dot-segment"),  # URL parsing removes it: never addressable
+        pytest.param("..", id="dot-dot-segment"),
         pytest.param("x" * 129, id="129-chars"),
         pytest.param("a b", id="space"),
         pytest.param("a/b", id="slash"),
