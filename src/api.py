@@ -121,17 +121,21 @@ class App:
             r.add(f"/v1/{kind}/{{scope_id}}/messages/count", get=self.count_messages)
 
     async def handle(self, request: Request) -> Response:
-        preflight = self.cors.preflight(request)
-        if preflight is not None:
-            return preflight
+        # Browsers send preflights without credentials, so they are answered before auth.
+        response = self.cors.preflight(request) or await self._respond(request)
+        return self._finish(request, response)
+
+    async def _respond(self, request: Request) -> Response:
         try:
-            response = await self._dispatch(request)
+            return await self._dispatch(request)
         except ChatStoreError as exc:
-            response = problem_response(exc, request.path)
+            return problem_response(exc, request.path)
         except Exception:  # the last line of defence: log it, tell the client nothing internal
             log.exception("unhandled error on %s %s", request.method, request.path)
-            response = problem_response(InternalError("an unexpected error occurred"),
-                                        request.path)
+            return problem_response(InternalError("an unexpected error occurred"), request.path)
+
+    def _finish(self, request: Request, response: Response) -> Response:
+        """What every response gets, whoever produced it."""
         if request.path.startswith("/v1/"):
             response = Response(response.status, response.body,
                                 (*response.headers, ("cache-control", "no-store")))
@@ -206,13 +210,15 @@ class App:
         return None if principal.is_service else principal.user_id
 
     @staticmethod
-    def _may_create(principal: Principal, draft: MessageDraft, where: str = "") -> None:
+    def _may_create(principal: Principal, draft: MessageDraft, index: int | None = None) -> None:
         allowed = principal.can_access_user(draft.user_id) and (
             draft.conversation_id is None
             or principal.can_access_conversation(draft.conversation_id)
         )
+        if not allowed and index is None:
+            raise Forbidden(FORBIDDEN)
         if not allowed:
-            raise Forbidden(f"{where}{FORBIDDEN}")
+            raise Forbidden(f"messages[{index}]: {FORBIDDEN}", index=index)
 
     @staticmethod
     def _require_service(principal: Principal) -> None:
@@ -240,7 +246,7 @@ class App:
     ) -> Response:
         drafts = self.validator.batch(self._json_body(request))
         for index, draft in enumerate(drafts):
-            self._may_create(principal, draft, f"messages[{index}]: ")
+            self._may_create(principal, draft, index)
         messages, created = await self.store.create_many(drafts)
         return json_response(201 if any(created) else 200, {"messages": messages})
 

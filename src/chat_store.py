@@ -10,7 +10,9 @@ Layout (fixed; other systems read it):
 Write order keeps every crash point harmless: a new message is written before its index entries
 (a crash leaves an unlisted, unacknowledged message); a deleted message leaves its indexes before
 its record goes (a crash leaves a message that a retry deletes). Readers skip index entries whose
-message is gone. Index compaction is handed to ``defer`` so it runs after the response.
+message is gone. The record is the truth: a reader that finds a *settled* index entry (folded at
+least ``settle_ms`` ago, so no cache can hide a newer record) disagreeing with its record journals
+the correction. Index compaction is handed to ``defer`` so it runs after the response.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ MESSAGE_PREFIX = "chat:"
 # An erase deletes at most this many messages per request (2 KV ops each, plus index writes),
 # keeping well inside Workers' 1,000 KV operations per invocation; callers repeat until done.
 MAX_ERASE_PER_REQUEST = 400
-# Index entries dropped per read when their message is missing: repair stays cheap.
+# Index entries corrected per read (record missing or moved): repair stays cheap.
 MAX_REPAIRS = 16
 # 900 list calls scan 900,000 message keys and still leave room in the 1,000-op budget.
 MAX_REINDEX_PAGES = 900
@@ -237,7 +239,9 @@ class ChatStore:
         position = self._cursors.decode(query.cursor, cursor_scope) if query.cursor else None
         rev = query.order == "desc"
         found: list[Message] = []
-        dangling: list[Entry] = []
+        # Settled entries that disagree with their record: gone, or at another timestamp (two
+        # edits racing: the record keeps the last put, the index the last journal version).
+        repairs: list[Op] = []
         last: Entry | None = position
         # Skipping index entries whose message is gone may need another round to fill the page.
         while len(found) < query.limit:
@@ -250,22 +254,20 @@ class ChatStore:
             for entry, message in zip(batch, await self._fetch(batch), strict=True):
                 if message is not None:
                     found.append(message)
-                elif not view.is_recent(entry.member):
-                    dangling.append(entry)
+                if view.is_recent(entry.member):
+                    continue  # its record may be newer than what this location can see yet
+                if message is None:
+                    repairs.append(Op.rem(entry.member, prev=entry.score))
+                elif message["timestamp"] != entry.score:
+                    repairs.append(Op.add(entry.member, message["timestamp"], prev=entry.score))
             last = batch[-1]
-        if dangling:
-            self._defer(self._repair_dangling(scope.index, dangling))
+        if repairs:
+            self._defer(self._journal({scope.index: repairs[:MAX_REPAIRS]}))
         more = last is not None and bool(
             await view.zrange_by_score(query.start, query.end, rev=rev, limit=1, after=last)
         )
         next_cursor = self._cursors.encode(cursor_scope, last) if more and last else None
         return Page(found, next_cursor)
-
-    async def _repair_dangling(self, index: str, entries: list[Entry]) -> None:
-        """Drop index entries whose record is gone (a crash between a delete's two writes)."""
-        await self._journal(
-            {index: [Op.rem(e.member, prev=e.score) for e in entries[:MAX_REPAIRS]]}
-        )
 
     async def reindex(self, scope: Scope) -> ReindexResult:
         """Rebuild an index from the message records' KV metadata: one ``list`` per 1,000
