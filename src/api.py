@@ -80,6 +80,24 @@ def problem_response(error: ChatStoreError, instance: str) -> Response:
     return Response(problem.status, _encode(body), tuple(headers))
 
 
+def _routes() -> Router[str]:
+    """The route table, compiled once per isolate; handlers are named ``App`` methods."""
+    r: Router[str] = Router()
+    r.add("/health", get="health")
+    r.add("/openapi.json", get="openapi")
+    r.add("/v1/messages", post="create_message")
+    r.add("/v1/messages/batch", post="create_batch")
+    r.add("/v1/messages/{id}", get="get_message", patch="patch_message", delete="delete_message")
+    r.add("/v1/admin/reindex", post="reindex")
+    for kind in ("users", "conversations"):
+        r.add(f"/v1/{kind}/{{scope_id}}/messages", get="list_messages", delete="erase_messages")
+        r.add(f"/v1/{kind}/{{scope_id}}/messages/count", get="count_messages")
+    return r
+
+
+ROUTES = _routes()
+
+
 class App:
     """One request's view of the service. Cheap to build: ``entry.py`` makes one per request,
     passing the per-isolate pieces (Access key cache, rate limiter) in."""
@@ -106,19 +124,7 @@ class App:
                               audience=config.jwt_audience)
         self.authenticator = Authenticator(config.api_token, jwt, access, time.time)
         self.auth_configured = bool(config.api_token or jwt or access)
-        self.router: Router[Handler] = Router()
-        r = self.router
-        r.add("/health", get=self.health)
-        r.add("/openapi.json", get=self.openapi)
-        r.add("/v1/messages", post=self.create_message)
-        r.add("/v1/messages/batch", post=self.create_batch)
-        r.add("/v1/messages/{id}", get=self.get_message, patch=self.patch_message,
-              delete=self.delete_message)
-        r.add("/v1/admin/reindex", post=self.reindex)
-        for kind in ("users", "conversations"):
-            r.add(f"/v1/{kind}/{{scope_id}}/messages", get=self.list_messages,
-                  delete=self.erase_messages)
-            r.add(f"/v1/{kind}/{{scope_id}}/messages/count", get=self.count_messages)
+        self.router = ROUTES
 
     async def handle(self, request: Request) -> Response:
         # Browsers send preflights without credentials, so they are answered before auth.
@@ -154,7 +160,8 @@ class App:
         if match.kind is MatchKind.WRONG_METHOD:
             raise MethodNotAllowed(match.allow)
         assert match.handler is not None
-        return await match.handler(request, match.params, principal)
+        handler: Handler = getattr(self, match.handler)
+        return await handler(request, match.params, principal)
 
     async def _authenticate(self, request: Request) -> Principal:
         if self.config.auth_disabled:
