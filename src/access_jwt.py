@@ -37,17 +37,22 @@ Why each check (RFC 8725, the JWT BCP, as in ``jwt_auth.py``):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
-from jwt_auth import MAX_LEEWAY_SECONDS, InvalidToken
+from jwt_auth import (
+    MAX_LEEWAY_SECONDS,
+    InvalidToken,
+    b64url_decode,
+    check_times,
+    json_object,
+    parse_compact,
+)
 
 __all__ = [
     "MIN_MODULUS_BITS",
@@ -72,7 +77,6 @@ MAX_CACHE_SECONDS = 86_400
 _MAX_PUBLIC_EXPONENT = (1 << 31) - 1
 _MAX_JWKS_KEYS = 64
 _MAX_KID_CHARS = 256
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 # An Access issuer is exactly "https://<team>.cloudflareaccess.com" (or a custom domain): no
 # path and no trailing "/", which would silently never match the token's ``iss``.
 _ISSUER = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
@@ -123,57 +127,13 @@ def access_certs_url(issuer: str) -> str:
     return f"{issuer}/cdn-cgi/access/certs"
 
 
-def _b64decode(segment: str, what: str) -> bytes:
-    # Alphabet and length checked up front so the decoder cannot raise binascii.Error (4n+1 is
-    # never valid) and never skips characters; the round trip refuses non-zero trailing bits.
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise InvalidToken(f"{what} is not unpadded base64url")
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
-        raise InvalidToken(f"{what} is non-canonical base64url (non-zero trailing bits)")
-    return raw
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):  # first-wins and last-wins parsers would read different claims
-        raise ValueError("duplicate member name")
-    return obj
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        # Decode ourselves: json.loads(bytes) would also guess UTF-16/32.
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_unique_object, parse_constant=_reject_constant
-        )
-    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nesting
-        raise InvalidToken(f"{what} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise InvalidToken(f"{what} is not a JSON object")
-    return value
-
-
-def _int_claim(claims: dict[str, Any], name: str) -> int | None:
-    if name not in claims:
-        return None
-    value = claims[name]
-    if type(value) is not int:  # bool is an int subclass; floats and strings are not NumericDate
-        raise InvalidToken(f"{name} must be an integer NumericDate")
-    return value
-
-
 def _jwk_uint(jwk: dict[str, Any], name: str) -> int:
     value = jwk.get(name)
     # Length cap before decoding: 8192 bits is 1366 base64url characters.
     if not isinstance(value, str) or not 0 < len(value) <= 2 * MAX_MODULUS_BITS // 8:
         raise ValueError(f"JWK {name} must be a non-empty base64url string")
     try:
-        return int.from_bytes(_b64decode(value, f"JWK {name}"), "big")
+        return int.from_bytes(b64url_decode(value, f"JWK {name}"), "big")
     except InvalidToken as exc:
         raise ValueError(str(exc)) from None
 
@@ -354,59 +314,31 @@ class AccessVerifier:
     async def verify(self, token: str) -> AccessClaims:
         """The token's claims if it is a valid Access token for this application, now."""
         now = self._clock()
-        # Every valid character is ASCII (1 byte), so the char count bounds the byte count.
-        if not isinstance(token, str) or len(token) > self.max_token_bytes:
-            raise InvalidToken("token missing or too large")
-        if not token.isascii():
-            raise InvalidToken("token is not ASCII")
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise InvalidToken("token must have exactly three segments")
-        header_b64, payload_b64, signature_b64 = parts
-
-        header = _json_object(_b64decode(header_b64, "header"), "header")
-        if header.get("alg") != "RS256":
-            raise InvalidToken("alg must be RS256")
-        typ = header.get("typ", "JWT")
-        # isascii: Unicode case folding maps a few non-ASCII letters onto ASCII ones.
-        if not isinstance(typ, str) or not typ.isascii() or typ.lower() != "jwt":
-            raise InvalidToken("typ must be JWT")
-        if "crit" in header:
-            raise InvalidToken("crit extensions are not supported")
-        kid = header.get("kid")
+        compact = parse_compact(token, alg="RS256", max_bytes=self.max_token_bytes)
+        kid = compact.header.get("kid")
         if not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID_CHARS:
             raise InvalidToken("kid is required")
-        signature = _b64decode(signature_b64, "signature")
+        signature = b64url_decode(compact.signature_b64, "signature")
         if not MIN_MODULUS_BITS // 8 <= len(signature) <= MAX_MODULUS_BITS // 8:
             raise InvalidToken("signature length does not fit any acceptable RSA key")
-        payload_raw = _b64decode(payload_b64, "payload")
+        payload_raw = b64url_decode(compact.payload_b64, "payload")
 
         # Only a syntactically valid RS256 token gets this far, so only those can cause a fetch.
         key = await self._key_for(kid, now)
         if len(signature) != key.modulus_bytes:
             raise InvalidToken("signature length does not match the key")
-        signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
         try:
-            valid = await self._rsa.verify(dict(key.jwk), signing_input, signature)
+            valid = await self._rsa.verify(dict(key.jwk), compact.signing_input, signature)
         except Exception as exc:  # an adapter error must refuse the token, never crash the request
             raise InvalidToken(f"signature check failed: {exc!r}") from exc
         if valid is not True:
             raise InvalidToken("bad signature")
 
         # The payload is only parsed once the signature has verified (RFC 8725 §3.4).
-        return self._check_claims(_json_object(payload_raw, "payload"), now)
+        return self._check_claims(json_object(payload_raw, "payload"), now)
 
     def _check_claims(self, claims: dict[str, Any], now: float) -> AccessClaims:
-        leeway = self.leeway_seconds
-        exp = _int_claim(claims, "exp")
-        if exp is None:
-            raise InvalidToken("exp is required")
-        if not now < exp + leeway:
-            raise InvalidToken("token expired")
-        nbf = _int_claim(claims, "nbf")
-        if nbf is not None and not now >= nbf - leeway:
-            raise InvalidToken("token not yet valid")
-        _int_claim(claims, "iat")
+        exp = check_times(claims, now, self.leeway_seconds)
         iss = claims.get("iss")
         if not isinstance(iss, str) or iss != self.issuer:
             raise InvalidToken("wrong issuer")

@@ -73,14 +73,18 @@ class UserClaims:
     exp: int
 
 
-def _b64decode(segment: str) -> bytes:
+# -- strict JOSE decoding, shared with access_jwt.py -----------------------------------------
+
+
+def b64url_decode(segment: str, what: str = "segment") -> bytes:
+    """Unpadded, canonical base64url or InvalidToken (never binascii.Error)."""
     # Alphabet and length checked up front, so the decoder below cannot raise binascii.Error
     # (a length of 4n+1 is never valid base64) and never silently skips characters.
     if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise InvalidToken("segment is not unpadded base64url")
+        raise InvalidToken(f"{what} is not unpadded base64url")
     raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     if _b64encode(raw) != segment:
-        raise InvalidToken("non-canonical base64url (non-zero trailing bits)")
+        raise InvalidToken(f"{what} is non-canonical base64url (non-zero trailing bits)")
     return raw
 
 
@@ -99,7 +103,8 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+def json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A strict UTF-8 JSON object (no duplicate members, no NaN) or InvalidToken."""
     try:
         # Decode ourselves: json.loads(bytes) would also guess UTF-16/32.
         value = json.loads(
@@ -112,7 +117,8 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def _int_claim(claims: dict[str, Any], name: str) -> int | None:
+def int_claim(claims: dict[str, Any], name: str) -> int | None:
+    """An optional NumericDate claim: an integer, not a bool, float or string."""
     if name not in claims:
         return None
     value = claims[name]
@@ -127,10 +133,20 @@ def _id(value: Any, what: str) -> str:
     return str(value)
 
 
-def verify_hs256(token: str, settings: JWTSettings, now: float) -> UserClaims:
-    """Return the user's claims if ``token`` is a valid HS256 JWT for ``settings`` at ``now``."""
+@dataclass(frozen=True)
+class CompactToken:
+    """A JWS compact serialization whose header has been checked; payload not yet trusted."""
+
+    header: dict[str, Any]
+    signing_input: bytes  # the received ``header.payload`` bytes, never re-serialized
+    payload_b64: str
+    signature_b64: str
+
+
+def parse_compact(token: str, *, alg: str, max_bytes: int) -> CompactToken:
+    """Split ``token`` and check its header: the part of RFC 8725 common to every JWT we take."""
     # Every valid character is ASCII (1 byte), so the char count bounds the byte count cheaply.
-    if not isinstance(token, str) or len(token) > settings.max_token_bytes:
+    if not isinstance(token, str) or len(token) > max_bytes:
         raise InvalidToken("token missing or too large")
     if not token.isascii():
         raise InvalidToken("token is not ASCII")
@@ -138,34 +154,43 @@ def verify_hs256(token: str, settings: JWTSettings, now: float) -> UserClaims:
     if len(parts) != 3:
         raise InvalidToken("token must have exactly three segments")
     header_b64, payload_b64, signature_b64 = parts
-
-    header = _json_object(_b64decode(header_b64), "header")
-    if header.get("alg") != "HS256":
-        raise InvalidToken("alg must be HS256")
+    header = json_object(b64url_decode(header_b64, "header"), "header")
+    if header.get("alg") != alg:
+        raise InvalidToken(f"alg must be {alg}")
     typ = header.get("typ", "JWT")
     # isascii: Unicode case folding maps a few non-ASCII letters onto ASCII ones.
     if not isinstance(typ, str) or not typ.isascii() or typ.lower() != "jwt":
         raise InvalidToken("typ must be JWT")
     if "crit" in header:
         raise InvalidToken("crit extensions are not supported")
-
-    signature = _b64decode(signature_b64)
     signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
-    expected = hmac.new(settings.secret, signing_input, hashlib.sha256).digest()
-    if not hmac.compare_digest(signature, expected):
-        raise InvalidToken("bad signature")
+    return CompactToken(header, signing_input, payload_b64, signature_b64)
 
-    claims = _json_object(_b64decode(payload_b64), "payload")
-    leeway = settings.leeway_seconds
-    exp = _int_claim(claims, "exp")
+
+def check_times(claims: dict[str, Any], now: float, leeway: int) -> int:
+    """Check ``exp`` (required), ``nbf`` and ``iat``; returns ``exp``."""
+    exp = int_claim(claims, "exp")
     if exp is None:  # a token that never expires cannot be revoked by waiting
         raise InvalidToken("exp is required")
     if not now < exp + leeway:
         raise InvalidToken("token expired")
-    nbf = _int_claim(claims, "nbf")
+    nbf = int_claim(claims, "nbf")
     if nbf is not None and not now >= nbf - leeway:
         raise InvalidToken("token not yet valid")
-    _int_claim(claims, "iat")
+    int_claim(claims, "iat")
+    return exp
+
+
+def verify_hs256(token: str, settings: JWTSettings, now: float) -> UserClaims:
+    """Return the user's claims if ``token`` is a valid HS256 JWT for ``settings`` at ``now``."""
+    compact = parse_compact(token, alg="HS256", max_bytes=settings.max_token_bytes)
+    signature = b64url_decode(compact.signature_b64, "signature")
+    expected = hmac.new(settings.secret, compact.signing_input, hashlib.sha256).digest()
+    if not hmac.compare_digest(signature, expected):
+        raise InvalidToken("bad signature")
+
+    claims = json_object(b64url_decode(compact.payload_b64, "payload"), "payload")
+    exp = check_times(claims, now, settings.leeway_seconds)
     sub = _id(claims.get("sub"), "sub")
     if settings.issuer is not None and claims.get("iss") != settings.issuer:
         raise InvalidToken("wrong issuer")
