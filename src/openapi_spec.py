@@ -1516,8 +1516,7 @@ OPENAPI: dict[str, Any] = {
             },
             "Allow": {
                 "description": (
-                    "Comma-separated methods the path supports (HEAD is not listed but is answered "
-                    "wherever GET is)."
+                    "Comma-separated methods the path supports, HEAD included wherever GET is."
                 ),
                 "required": True,
                 "schema": {

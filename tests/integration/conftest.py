@@ -37,7 +37,8 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWorker]:
     w = LocalWorker(
         persist_dir=base / "state",
         registry_dir=base / "registry",
-        vars={"API_TOKEN": API_TOKEN, "AUTH_DISABLED": "false"},
+        # JOURNAL_SETTLE_MS: short enough that journal garbage collection is observable.
+        vars={"API_TOKEN": API_TOKEN, "AUTH_DISABLED": "false", "JOURNAL_SETTLE_MS": "2000"},
     )
     w.start()
     try:
