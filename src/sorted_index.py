@@ -230,7 +230,7 @@ class IndexView:
 
     def __init__(
         self, store: IndexStore, index: str, root: Root, journal: list[JournalEntry],
-        unfolded_ops: list[Op], read_ms: int,
+        unfolded_ops: list[Op], read_ms: int, folded_ops: Iterable[Op] = (),
     ) -> None:
         self._store = store
         self.index = index
@@ -245,9 +245,12 @@ class IndexView:
                 Entry(op.score, op.member) if op.kind == "add" and op.score is not None else None
             )
             self.positions.setdefault(op.member, set()).update(op.positions())
-        # ``prev`` is only a hint: wherever the head holds the member is a position too, so ops
-        # without it stay exact for the (common) entries in the head. The store always sends
-        # prev for existing members, which covers entries in segments.
+        # ``prev`` is only a hint, and two racing writers may send the same stale one. Folded
+        # ops still in the journal name where an earlier move put the member, and the head says
+        # where it sits if it is there, so counts stay exact in both cases.
+        for op in folded_ops:
+            if op.member in self.positions:
+                self.positions[op.member].update(op.positions())
         for member, scores in self.positions.items():
             in_head = root.head.score(member)
             if in_head is not None:
@@ -391,7 +394,10 @@ class IndexStore:
         unfolded = [j for j in journal if j.written_ms + self._settle_ms > root.at]
         loaded = await asyncio.gather(*(self._ops_of(j) for j in unfolded))
         ops = [op for batch in loaded for op in batch]
-        return IndexView(self, index, root, journal, ops, read_ms)
+        # Position hints from folded entries cost nothing when their ops rode in the listing.
+        pending = {j.key for j in unfolded}
+        folded = [op for j in journal if j.key not in pending and j.ops for op in j.ops]
+        return IndexView(self, index, root, journal, ops, read_ms, folded)
 
     async def _read_root(self, index: str) -> Root:
         stored = await self._kv.get_with_metadata(index)
