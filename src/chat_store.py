@@ -8,8 +8,10 @@ Layout (fixed; other systems read it):
   ``{"score": timestamp, "member": "chat:{id}"}`` (see ``sorted_index.py``).
 
 Write order keeps every crash point harmless: a new message is written before its index entries
-(a crash leaves an unlisted, unacknowledged message); a deleted message leaves its indexes before
-its record goes (a crash leaves a message that a retry deletes). Readers skip index entries whose
+(a crash leaves an unlisted, unacknowledged message, and a replay of the create re-journals
+them); a deleted message leaves its indexes before its record goes (a crash leaves a message that
+a retry deletes); a timestamp move is journaled before the record changes (a crash leaves the
+record as it was, so a retry redoes both). Readers skip index entries whose
 message is gone. The record is the truth: a reader that finds a *settled* index entry (folded at
 least ``settle_ms`` ago, so no cache can hide a newer record) disagreeing with its record journals
 the correction. Index compaction is handed to ``defer`` so it runs after the response.
@@ -148,7 +150,11 @@ class ChatStore:
             self._defer(self._compact(index))
 
     async def _compact(self, index: str) -> None:
-        await self._compact_view(await self._indexes.read(index))
+        try:
+            view = await self._indexes.read(index)
+        except StorageUnavailable:
+            return  # background work: the next write or read compacts instead
+        await self._compact_view(view)
 
     async def _compact_view(self, view: IndexView) -> None:
         await self._indexes.compact(view)
@@ -181,12 +187,15 @@ class ChatStore:
                 )
         fresh = [m for m, new in zip(messages, created, strict=True) if new]
         await asyncio.gather(*(self._save(m) for m in fresh))
+        # Replays are journaled again: the first attempt may have saved the record and then
+        # failed before its index writes, and this 200 must not acknowledge a message that no
+        # listing shows. Re-adding a member at its score changes nothing otherwise.
         ops: dict[str, list[Op]] = {}
-        for message in fresh:
+        for message, new in zip(messages, created, strict=True):
+            score = message["timestamp"]
+            add = Op.add(message_key(message["id"]), score, None if new else score)
             for index_key in indexes_of(message):
-                ops.setdefault(index_key, []).append(
-                    Op.add(message_key(message["id"]), message["timestamp"])
-                )
+                ops.setdefault(index_key, []).append(add)
         await self._journal(ops)
         return messages, created
 
@@ -205,11 +214,13 @@ class ChatStore:
         if updated == message:
             return message  # nothing changed: no write, no new edited_at
         updated["edited_at"] = self._clock_ms()
-        await self._save(updated)
         if updated["timestamp"] != message["timestamp"]:
+            # Index first: after a crash here the record still has its old timestamp, so the
+            # client's retry redoes both writes (and read repair reverts the move meanwhile).
             member = message_key(message_id)
             move = Op.add(member, updated["timestamp"], prev=message["timestamp"])
             await self._journal({i: [move] for i in indexes_of(updated)})
+        await self._save(updated)
         return updated
 
     async def delete(self, message_id: str, owner: str | None = None) -> None:

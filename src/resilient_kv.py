@@ -24,7 +24,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 4
+    attempts: int = 6  # waits of at most 0.05+0.1+0.2+0.4+0.8 s: rides out a 1 s hot-key limit
     base_seconds: float = 0.05
     cap_seconds: float = 1.0
 

@@ -204,3 +204,28 @@ def query_string(**params: Any) -> str:
 
 def ids(messages: list[dict[str, Any]]) -> list[str]:
     return [m["id"] for m in messages]
+
+
+def assert_replay_wrote_nothing_twice(
+    kv: MemoryKV, before: Mapping[str, str], before_metadata: Mapping[str, Any]
+) -> None:
+    """What an identical replay may and may not write.
+
+    Never: a message record (bytes or metadata) or an index's contents. Allowed: journal
+    entries re-adding the replayed members at their scores (idempotent), because the first
+    attempt may have saved the record and failed before its index writes, and the replay's 200
+    must not acknowledge a message that no listing shows; and roots re-stamped by compaction.
+    """
+    after = kv.snapshot()
+    assert kv.deletes == 0
+    for key, value in before.items():
+        if key.startswith("chat:"):
+            assert after.get(key) == value, key
+            assert kv.metadata_of(key) == before_metadata[key], key
+        elif not key.startswith(JOURNAL_PREFIX):
+            assert json.loads(after[key]) == json.loads(value), key  # roots, segments
+    assert all(k.startswith(JOURNAL_PREFIX) for k in set(after) - set(before))
+
+
+def record_metadata(kv: MemoryKV) -> dict[str, Any]:
+    return {k: kv.metadata_of(k) for k in kv.snapshot() if k.startswith("chat:")}
