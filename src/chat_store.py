@@ -3,15 +3,19 @@
 Layout (fixed; other systems read it):
 
 - ``chat:{id}``: the message as JSON. Its KV metadata ``{"u": user_id, "c": conversation_id,
-  "s": timestamp}`` lets a repair rebuild indexes from a key listing.
+  "s": timestamp, "p": [previous timestamps]}`` lets a repair rebuild indexes from a key
+  listing, and lets ops find entries left at older positions.
 - ``user:chat:{user_id}`` and ``conversation:chat:{conversation_id}``: sorted-set indexes of
   ``{"score": timestamp, "member": "chat:{id}"}`` (see ``sorted_index.py``).
 
-Write order keeps every crash point harmless: a new message is written before its index entries
-(a crash leaves an unlisted, unacknowledged message, and a replay of the create re-journals
-them); a deleted message leaves its indexes before its record goes (a crash leaves a message that
-a retry deletes); a timestamp move is journaled before the record changes (a crash leaves the
-record as it was, so a retry redoes both). Readers skip index entries whose
+Write order keeps every crash point harmless. The record always changes first and its index
+entries follow, so a crash can only leave *extra or stale* index entries, never a live message
+that its indexes (and so listings, counts after repair, and erase) cannot find: a new message
+is written before its index entries (a crash leaves an unlisted, unacknowledged message, and a
+replay of the create journals them again); a deleted message's record goes before its index
+entries (readers skip entries whose record is gone); a moved message's record remembers its
+previous timestamps in KV metadata (``"p"``), so later ops still find an entry a crashed move
+left behind. Readers skip index entries whose
 message is gone. The record is the truth: a reader that finds a *settled* index entry (folded at
 least ``settle_ms`` ago, so no cache can hide a newer record) disagreeing with its record journals
 the correction. Index compaction is handed to ``defer`` so it runs after the response.
@@ -36,11 +40,17 @@ from sortedset import Entry
 from validation import MessageDraft, MessagePatch, RangeQuery
 
 MESSAGE_PREFIX = "chat:"
+INTENT_PREFIX = "idx:intent:"
+# Half-finished erases of one scope completed per request (each is a few KV operations).
+MAX_INTENTS = 8
 # An erase deletes at most this many messages per request (2 KV ops each, plus index writes),
 # keeping well inside Workers' 1,000 KV operations per invocation; callers repeat until done.
 MAX_ERASE_PER_REQUEST = 400
 # Index entries corrected per read (record missing or moved): repair stays cheap.
 MAX_REPAIRS = 16
+# Earlier positions a record remembers: enough for several crashed moves in a row, and read
+# repair or a reindex covers anything older.
+MAX_POSITION_HISTORY = 4
 # 900 list calls scan 900,000 message keys and still leave room in the 1,000-op budget.
 MAX_REINDEX_PAGES = 900
 
@@ -66,6 +76,15 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """A message record with its position history: earlier timestamps (newest first) at which
+    an index entry may survive a move whose index write never happened. Kept in KV metadata."""
+
+    message: Message
+    history: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class ReindexResult:
     index: str
     entries: int
@@ -80,6 +99,11 @@ class EraseResult:
 
 def message_key(message_id: str) -> str:
     return f"{MESSAGE_PREFIX}{message_id}"
+
+
+def intent_key(subject: str) -> str:
+    """Where a delete of ``chat:{id}`` (or an erase of an index) writes its plan ahead."""
+    return f"{INTENT_PREFIX}{subject}"
 
 
 def indexes_of(message: Message) -> list[str]:
@@ -127,15 +151,22 @@ class ChatStore:
         message["created_at"] = now
         return message
 
-    async def _load(self, message_id: str) -> Message | None:
-        raw = await self._kv.get(message_key(message_id))
-        return json.loads(raw) if raw is not None else None
+    async def _load(self, message_id: str) -> Stored | None:
+        found = await self._kv.get_with_metadata(message_key(message_id))
+        if found is None:
+            return None
+        raw_history = (found.metadata or {}).get("p")
+        history = raw_history if isinstance(raw_history, list) else []
+        scores = tuple(s for s in history if _is_int(s))
+        return Stored(json.loads(found.value), scores[:MAX_POSITION_HISTORY])
 
-    async def _save(self, message: Message) -> None:
-        # None would cross the FFI as `undefined` and vanish, so absent fields are omitted.
+    async def _save(self, message: Message, history: tuple[int, ...] = ()) -> None:
+        # Absent fields are omitted rather than null: other readers rely on the layout.
         metadata: dict[str, Any] = {"u": message["user_id"], "s": message["timestamp"]}
         if message.get("conversation_id") is not None:
             metadata["c"] = message["conversation_id"]
+        if history:
+            metadata["p"] = list(history)
         await self._kv.put(message_key(message["id"]), dumps(message), metadata=metadata)
 
     def _is_replay(self, draft: MessageDraft, stored: Message) -> bool:
@@ -172,13 +203,15 @@ class ChatStore:
         )
         messages: list[Message] = []
         created: list[bool] = []
+        history: dict[str, tuple[int, ...]] = {}
         for index, (draft, stored) in enumerate(zip(drafts, existing, strict=True)):
             if stored is None:
                 messages.append(self._build(draft, now))
                 created.append(True)
-            elif self._is_replay(draft, stored):
-                messages.append(stored)
+            elif self._is_replay(draft, stored.message):
+                messages.append(stored.message)
                 created.append(False)
+                history[stored.message["id"]] = stored.history
             else:
                 where = f"messages[{index}]: " if len(drafts) > 1 else ""
                 raise Conflict(
@@ -193,42 +226,99 @@ class ChatStore:
         ops: dict[str, list[Op]] = {}
         for message, new in zip(messages, created, strict=True):
             score = message["timestamp"]
-            add = Op.add(message_key(message["id"]), score, None if new else score)
+            add = Op.add(message_key(message["id"]), score, None if new else score,
+                         history.get(message["id"], ()))
             for index_key in indexes_of(message):
                 ops.setdefault(index_key, []).append(add)
         await self._journal(ops)
         return messages, created
 
+    async def _stored(self, message_id: str, owner: str | None) -> Stored:
+        stored = await self._load(message_id)
+        if stored is None or (owner is not None and stored.message["user_id"] != owner):
+            raise NotFound(f"message {message_id!r} does not exist")
+        return stored
+
     async def get(self, message_id: str, owner: str | None = None) -> Message:
         """The message; with ``owner``, another user's message is reported exactly as missing."""
-        message = await self._load(message_id)
-        if message is None or (owner is not None and message["user_id"] != owner):
-            raise NotFound(f"message {message_id!r} does not exist")
-        return message
+        return (await self._stored(message_id, owner)).message
 
     async def patch(
         self, message_id: str, patch: MessagePatch, owner: str | None = None
     ) -> Message:
-        message = await self.get(message_id, owner)
+        stored = await self._stored(message_id, owner)
+        message = stored.message
         updated = {**message, **patch.changes}
+        member = message_key(message_id)
         if updated == message:
-            return message  # nothing changed: no write, no new edited_at
+            if "timestamp" in patch.changes:
+                # Maybe the retry of a move whose index write failed: journal it again (an
+                # add at the member's own score is idempotent). Nothing else is written.
+                again = Op.add(member, message["timestamp"], message["timestamp"], stored.history)
+                await self._journal({i: [again] for i in indexes_of(message)})
+            return message
         updated["edited_at"] = self._clock_ms()
-        if updated["timestamp"] != message["timestamp"]:
-            # Index first: after a crash here the record still has its old timestamp, so the
-            # client's retry redoes both writes (and read repair reverts the move meanwhile).
-            member = message_key(message_id)
-            move = Op.add(member, updated["timestamp"], prev=message["timestamp"])
-            await self._journal({i: [move] for i in indexes_of(updated)})
-        await self._save(updated)
+        old, new = message["timestamp"], updated["timestamp"]
+        if new == old:
+            await self._save(updated, stored.history)
+            return updated
+        # Record first, remembering the old position: if the index write below never happens,
+        # later ops (and read repair) still find the entry this move left behind.
+        await self._save(updated, (old, *stored.history)[:MAX_POSITION_HISTORY])
+        move = Op.add(member, new, prev=old, also=stored.history)
+        await self._journal({i: [move] for i in indexes_of(updated)})
         return updated
 
     async def delete(self, message_id: str, owner: str | None = None) -> None:
-        message = await self.get(message_id, owner)
         member = message_key(message_id)
-        gone = Op.rem(member, prev=message["timestamp"])
-        await self._journal({i: [gone] for i in indexes_of(message)})
-        await self._kv.delete(member)
+        intent = intent_key(member)
+        stored = await self._load(message_id)
+        if stored is None:
+            # Maybe a retry: the record went before a crash; finish its index writes now.
+            finished_for = await self._finish_intent(intent)
+            if finished_for is not None and owner in (None, finished_for):
+                return
+            raise NotFound(f"message {message_id!r} does not exist")
+        message = stored.message
+        if owner is not None and message["user_id"] != owner:
+            raise NotFound(f"message {message_id!r} does not exist")
+        gone = Op.rem(member, prev=message["timestamp"], also=stored.history)
+        ops = {i: [gone] for i in indexes_of(message)}
+        await self._delete_records(intent, [member], ops, message["user_id"])
+
+    async def _delete_records(
+        self, intent: str, members: list[str], ops: dict[str, list[Op]], owner: str = ""
+    ) -> None:
+        """Records first, then their index entries, with the plan written ahead.
+
+        A crash after the records go leaves index entries pointing at nothing (readers skip
+        them), never a live message that its indexes, and so an erase, cannot find. Once the
+        records are gone nothing says which indexes held them, so the intent does: a retry
+        (or the next erase of the scope) finishes it.
+        """
+        plan = {
+            "owner": owner,
+            "members": members,
+            "ops": {i: [op.to_json() for op in o] for i, o in ops.items()},
+        }
+        await self._kv.put(intent, dumps(plan))
+        await self._carry_out(intent, members, ops)
+
+    async def _carry_out(self, intent: str, members: list[str], ops: dict[str, list[Op]]) -> None:
+        await asyncio.gather(*(self._kv.delete(m) for m in members))
+        await self._journal(ops)
+        await self._kv.delete(intent)
+
+    async def _finish_intent(self, intent: str) -> str | None:
+        """Complete a plan left by a crashed delete or erase; returns whose it was, if any."""
+        raw = await self._kv.get(intent)
+        if raw is None:
+            return None
+        plan = json.loads(raw)
+        ops = {i: [Op.from_json(op) for op in o] for i, o in plan["ops"].items()}
+        # The crash may have come before some of the record deletes: redo them all.
+        await self._carry_out(intent, [str(m) for m in plan["members"]], ops)
+        return str(plan["owner"])
 
     # -- indexes ----------------------------------------------------------------------------
 
@@ -238,7 +328,7 @@ class ChatStore:
             self._defer(self._compact_view(view))
         return view
 
-    async def _fetch(self, entries: Iterable[Entry]) -> list[Message | None]:
+    async def _fetch(self, entries: Iterable[Entry]) -> list[Stored | None]:
         loaded = await asyncio.gather(
             *(self._load(e.member[len(MESSAGE_PREFIX):]) for e in entries)
         )
@@ -262,7 +352,8 @@ class ChatStore:
             )
             if not batch:
                 break
-            for entry, message in zip(batch, await self._fetch(batch), strict=True):
+            for entry, stored in zip(batch, await self._fetch(batch), strict=True):
+                message = stored.message if stored is not None else None
                 if message is not None:
                     found.append(message)
                 if view.is_recent(entry.member):
@@ -310,25 +401,37 @@ class ChatStore:
 
     async def erase(self, scope: Scope) -> EraseResult:
         """Delete every message of a user or conversation, from every index they are in."""
+        pending = await self._kv.list(prefix=intent_key(scope.index) + ":", limit=MAX_INTENTS)
+        for key in pending.keys:  # an earlier erase of this scope that crashed half-way
+            await self._finish_intent(key.name)
         view = await self._view(scope)
         entries = await view.zrange_by_score(limit=MAX_ERASE_PER_REQUEST + 1)
         more = len(entries) > MAX_ERASE_PER_REQUEST
         entries = entries[:MAX_ERASE_PER_REQUEST]
-        stored = await self._fetch(entries)
-        ops: dict[str, list[Op]] = {scope.index: [Op.rem(e.member, e.score) for e in entries]}
-        for entry, message in zip(entries, stored, strict=True):
-            if message is not None:
-                for index_key in indexes_of(message):
-                    if index_key != scope.index:
-                        ops.setdefault(index_key, []).append(
-                            Op.rem(entry.member, message["timestamp"])
-                        )
-        await self._journal({k: v for k, v in ops.items() if v})
-        await asyncio.gather(*(self._kv.delete(e.member) for e in entries))
-        deleted = sum(1 for m in stored if m is not None)
+        found = await self._fetch(entries)
+        ops: dict[str, list[Op]] = {scope.index: []}
+        for entry, stored in zip(entries, found, strict=True):
+            history = stored.history if stored is not None else ()
+            ops[scope.index].append(Op.rem(entry.member, entry.score, history))
+            if stored is None:
+                continue  # already gone: its other index is repaired when read
+            for index_key in indexes_of(stored.message):
+                if index_key != scope.index:
+                    ops.setdefault(index_key, []).append(
+                        Op.rem(entry.member, stored.message["timestamp"], history)
+                    )
+        if entries:
+            intent = f"{intent_key(scope.index)}:{new_ulid(self._clock_ms())}"
+            await self._delete_records(intent, [e.member for e in entries],
+                                       {k: v for k, v in ops.items() if v})
+        deleted = sum(1 for s in found if s is not None)
         remaining = await view.zcount() - len(entries) if more else 0
         return EraseResult(deleted, remaining)
 
 
 async def _none() -> None:
     return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -103,38 +103,55 @@ class Op:
     member: str
     score: int | None = None
     prev: int | None = None  # the member's score before this op, when known
+    # Older scores an index entry might still sit at (a move whose index write crashed).
+    also: tuple[int, ...] = ()
 
     @staticmethod
-    def add(member: str, score: int, prev: int | None = None) -> Op:
-        return Op("add", member, score, prev)
+    def add(member: str, score: int, prev: int | None = None, also: tuple[int, ...] = ()) -> Op:
+        return Op("add", member, score, prev, also)
 
     @staticmethod
-    def rem(member: str, prev: int | None = None) -> Op:
-        return Op("rem", member, None, prev)
+    def rem(member: str, prev: int | None = None, also: tuple[int, ...] = ()) -> Op:
+        return Op("rem", member, None, prev, also)
 
     def to_json(self) -> list[object]:
-        tail: list[object] = [] if self.prev is None else [self.prev]
+        tail: list[object] = []
+        if self.also:
+            tail = [self.prev, list(self.also)]
+        elif self.prev is not None:
+            tail = [self.prev]
         if self.kind == "add":
             return ["a", self.score, self.member, *tail]
         return ["r", self.member, *tail]
 
     @staticmethod
     def from_json(raw: object) -> Op:
-        if isinstance(raw, list) and raw and raw[0] == "a" and len(raw) in (3, 4):
+        if isinstance(raw, list) and raw and raw[0] == "a" and 3 <= len(raw) <= 5:
             score, member = raw[1], raw[2]
-            prev = raw[3] if len(raw) == 4 else None
-            if _is_int(score) and isinstance(member, str) and (prev is None or _is_int(prev)):
-                return Op.add(member, score, prev)
-        if isinstance(raw, list) and raw and raw[0] == "r" and len(raw) in (2, 3):
+            prev, also = _hints(raw[3:])
+            if _is_int(score) and isinstance(member, str):
+                return Op.add(member, score, prev, also)
+        if isinstance(raw, list) and raw and raw[0] == "r" and 2 <= len(raw) <= 4:
             member = raw[1]
-            prev = raw[2] if len(raw) == 3 else None
-            if isinstance(member, str) and (prev is None or _is_int(prev)):
-                return Op.rem(member, prev)
+            prev, also = _hints(raw[2:])
+            if isinstance(member, str):
+                return Op.rem(member, prev, also)
         raise ValueError(f"not a journal op: {raw!r}")
 
     def positions(self) -> set[int]:
         """Scores at which this op says the member is or was."""
-        return {s for s in (self.score, self.prev) if s is not None}
+        return {s for s in (self.score, self.prev, *self.also) if s is not None}
+
+
+def _hints(tail: list[object]) -> tuple[int | None, tuple[int, ...]]:
+    prev = tail[0] if tail else None
+    also = tail[1] if len(tail) > 1 else []
+    if (prev is not None and not _is_int(prev)) or not isinstance(also, list):
+        raise ValueError("bad position hints")
+    scores = tuple(s for s in also if isinstance(s, int) and not isinstance(s, bool))
+    if len(scores) != len(also):
+        raise ValueError("bad position hints")
+    return (prev if isinstance(prev, int) else None), scores
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from app_harness import (
     record_metadata,
 )
 from config import KIB, MIB, Config
+from kv import ValueWithMetadata
 from memory_kv import MemoryKV
 from sortedset import MAX_SCORE
 
@@ -798,7 +799,8 @@ def test_patch_timestamp_moves_the_message_in_user_and_conversation_order() -> N
     assert ids(h.list_all("conversations/c1", start=0, end=15)) == []
     assert h.count("users/u1", start=35, end=35) == 1
     assert h.count("conversations/c1", start=10, end=10) == 0
-    assert h.kv.metadata_of("chat:m0") == {"u": "u1", "s": 35, "c": "c1"}
+    # "p": the position it moved from, so ops can find an entry a crashed move left behind.
+    assert h.kv.metadata_of("chat:m0") == {"u": "u1", "s": 35, "c": "c1", "p": [10]}
 
 
 @pytest.mark.parametrize(
@@ -843,15 +845,19 @@ def test_patch_other_errors() -> None:
                    413, "payload_too_large")
 
 
-def test_patch_that_changes_nothing_writes_nothing() -> None:
+def test_patch_that_changes_nothing_writes_nothing_twice() -> None:
     h = AppHarness()
     original = h.create(id="m1", timestamp=5, content="same")
+    before, metadata = h.kv.snapshot(), record_metadata(h.kv)
     h.kv.reset_counters()
+    reply = h.request("PATCH", "/v1/messages/m1", json_body={"content": "same"})
+    assert reply.status == 200 and reply.json == {"message": original}
+    assert h.kv.writes == 0  # nothing about the position: nothing at all
     reply = h.request("PATCH", "/v1/messages/m1", json_body={"content": "same", "timestamp": 5})
     assert reply.status == 200
     assert reply.json == {"message": original}
     assert "edited_at" not in reply.json["message"]
-    assert h.kv.writes == 0
+    assert_replay_wrote_nothing_twice(h.kv, before, metadata)
 
 
 # --- DELETE /v1/messages/{id} -------------------------------------------------------------------
@@ -1281,6 +1287,9 @@ def test_problem_type_title_and_code_agree() -> None:
 
 class ExplodingKV(MemoryKV):
     async def get(self, key: str) -> str | None:
+        raise RuntimeError("kaboom at /srv/secret/path.py line 42 token=t")
+
+    async def get_with_metadata(self, key: str) -> ValueWithMetadata | None:
         raise RuntimeError("kaboom at /srv/secret/path.py line 42 token=t")
 
 
