@@ -30,5 +30,5 @@ bench-quick:  ## smoke run of the benchmark: histories of 10 and 1,000 (about 2 
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 clean:  ## caches and local Worker state (.wrangler/ holds the dev KV data); keeps .venv, node_modules
-	rm -rf .wrangler examples/*/.wrangler .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
+	rm -rf .wrangler examples/*/.wrangler bench/floor-worker/.wrangler .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -path ./node_modules -prune -o -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
