@@ -9,6 +9,8 @@ source scripts/_bootstrap.sh
 ensure_venv
 ensure_node
 export WRANGLER_SEND_METRICS=false
+# No src/__pycache__ writes mid-run: wrangler dev would hot-reload the Worker (see tests/conftest.py).
+export PYTHONDONTWRITEBYTECODE=1
 
 status=0
 .venv/bin/ruff check src tests || status=1
