@@ -148,6 +148,17 @@ class Traffic:
             return ANSI.sub("", f.read().decode(errors="replace"))
 
 
+def stale_keep_alive(request: httpx.Request, exc: Exception, attempt: int) -> bool:
+    """A reused keep-alive connection that the proxy closed just before our request: no
+    request reached the Worker, and HTTP clients resend idempotent requests in that case."""
+    return (
+        attempt == 1
+        and request.method in ("GET", "HEAD")
+        and isinstance(exc, httpx.RemoteProtocolError)
+        and "without sending a response" in str(exc)
+    )
+
+
 class RetryTransport(httpx.BaseTransport):
     """What a well-behaved client does with ``503`` + ``Retry-After`` for KV trouble: wait and
     send again, up to ``ATTEMPTS`` times. Every attempt is recorded in ``traffic``."""
@@ -164,6 +175,8 @@ class RetryTransport(httpx.BaseTransport):
             try:
                 response = self._inner.handle_request(request)
             except httpx.TransportError as exc:
+                if stale_keep_alive(request, exc, attempt):
+                    continue
                 self._traffic.add(self._worker, request, 0, sent, attempt, repr(exc))
                 raise
             content = response.read() if response.status_code >= 500 else b""
@@ -194,6 +207,8 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
             try:
                 response = await self._inner.handle_async_request(request)
             except httpx.TransportError as exc:
+                if stale_keep_alive(request, exc, attempt):
+                    continue
                 self._traffic.add(self._worker, request, 0, sent, attempt, repr(exc))
                 raise
             content = await response.aread() if response.status_code >= 500 else b""
