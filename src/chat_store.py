@@ -33,7 +33,7 @@ from config import Config
 from cursor import CursorCodec, CursorScope
 from errors import Conflict, NotFound, StorageUnavailable
 from ids import new_ulid
-from jsonutil import dumps
+from jsonutil import dumps, is_int
 from kv import KVStore
 from sorted_index import IndexStore, IndexView, Layout, Op
 from sortedset import Entry
@@ -54,7 +54,7 @@ MAX_POSITION_HISTORY = 4
 # 900 list calls scan 900,000 message keys and still leave room in the 1,000-op budget.
 MAX_REINDEX_PAGES = 900
 
-Defer = Callable[[Awaitable[None]], None]
+Defer = Callable[[Awaitable[object]], None]
 Message = dict[str, Any]
 ScopeKind = Literal["user", "conversation"]
 
@@ -157,7 +157,7 @@ class ChatStore:
             return None
         raw_history = (found.metadata or {}).get("p")
         history = raw_history if isinstance(raw_history, list) else []
-        scores = tuple(s for s in history if _is_int(s))
+        scores = tuple(s for s in history if is_int(s))
         return Stored(json.loads(found.value), scores[:MAX_POSITION_HISTORY])
 
     async def _save(self, message: Message, history: tuple[int, ...] = ()) -> None:
@@ -185,9 +185,6 @@ class ChatStore:
             view = await self._indexes.read(index)
         except StorageUnavailable:
             return  # background work: the next write or read compacts instead
-        await self._compact_view(view)
-
-    async def _compact_view(self, view: IndexView) -> None:
         await self._indexes.compact(view)
 
     async def create(self, draft: MessageDraft) -> tuple[Message, bool]:
@@ -325,7 +322,7 @@ class ChatStore:
     async def _view(self, scope: Scope) -> IndexView:
         view = await self._indexes.read(scope.index)
         if self._indexes.wants_compaction(view):
-            self._defer(self._compact_view(view))
+            self._defer(self._indexes.compact(view))
         return view
 
     async def _fetch(self, entries: Iterable[Entry]) -> list[Stored | None]:
@@ -432,6 +429,3 @@ class ChatStore:
 async def _none() -> None:
     return None
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -196,7 +196,7 @@ def _misconfigured(path: str) -> Any:
     return _to_js_response(PyResponse(problem.status, problem.body, headers))
 
 
-async def _guarded(work: Awaitable[None]) -> None:
+async def _guarded(work: Awaitable[object]) -> None:
     try:
         await work
     except Exception:  # background work must never take the isolate down
@@ -220,7 +220,7 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
         {str(k): str(v) for k, v in request.headers}, body, body_too_large=too_large,
     )
 
-    def defer(work: Awaitable[None]) -> None:
+    def defer(work: Awaitable[object]) -> None:
         ctx.waitUntil(create_proxy(asyncio.ensure_future(_guarded(work))))
 
     kv = RetryingKV(WorkersKV(env.CHAT_KV), sleep=asyncio.sleep)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from errors import InvalidJSON
 
 MAX_DEPTH = 32
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """A JSON integer: ``bool`` is an ``int`` subclass in Python but never one here."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def dumps(value: Any) -> str:

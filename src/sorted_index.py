@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from errors import StorageUnavailable
-from jsonutil import dumps
+from jsonutil import dumps, is_int
 from kv import MAX_METADATA_BYTES, KVStore
 from sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 
@@ -129,7 +129,7 @@ class Op:
         if isinstance(raw, list) and raw and raw[0] == "a" and 3 <= len(raw) <= 5:
             score, member = raw[1], raw[2]
             prev, also = _hints(raw[3:])
-            if _is_int(score) and isinstance(member, str):
+            if is_int(score) and isinstance(member, str):
                 return Op.add(member, score, prev, also)
         if isinstance(raw, list) and raw and raw[0] == "r" and 2 <= len(raw) <= 4:
             member = raw[1]
@@ -146,12 +146,12 @@ class Op:
 def _hints(tail: list[object]) -> tuple[int | None, tuple[int, ...]]:
     prev = tail[0] if tail else None
     also = tail[1] if len(tail) > 1 else []
-    if (prev is not None and not _is_int(prev)) or not isinstance(also, list):
+    if (prev is not None and not is_int(prev)) or not isinstance(also, list):
         raise ValueError("bad position hints")
-    scores = tuple(s for s in also if isinstance(s, int) and not isinstance(s, bool))
+    scores = tuple(s for s in also if is_int(s))
     if len(scores) != len(also):
         raise ValueError("bad position hints")
-    return (prev if isinstance(prev, int) else None), scores
+    return (prev if is_int(prev) else None), scores
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,7 @@ def parse_entries(raw: str | None) -> list[Entry]:
     for item in items if isinstance(items, list) else [None]:
         score: object = item.get("score") if isinstance(item, dict) else None
         member: object = item.get("member") if isinstance(item, dict) else None
-        if not isinstance(score, int) or isinstance(score, bool) or not isinstance(member, str):
+        if not is_int(score) or not isinstance(member, str):
             # Damaged by someone else: the journal (and a reindex) still know the truth, so
             # serve what can be trusted rather than fail every read of this index.
             return []
@@ -425,7 +425,7 @@ class IndexStore:
         manifest_key = meta.get("m")
         lo = meta.get("lo")
         head_lo = BOTTOM
-        if isinstance(lo, list) and len(lo) == 2 and _is_int(lo[0]) and isinstance(lo[1], str):
+        if isinstance(lo, list) and len(lo) == 2 and is_int(lo[0]) and isinstance(lo[1], str):
             head_lo = Entry(lo[0], lo[1])
         return Root(head, _int_field(meta, "at"),
                     manifest_key if isinstance(manifest_key, str) else None, head_lo)
@@ -663,13 +663,9 @@ def _with_lo(segment: Segment, lo: Entry) -> Segment:
     return Segment(segment.key, lo, segment.count, segment.min_score, segment.max_score)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _int_field(metadata: dict[str, Any] | None, name: str) -> int:
     value = (metadata or {}).get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if is_int(value) else 0
 
 
 def _parse_ops(raw: object) -> tuple[Op, ...] | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from config import Config
 from errors import PayloadTooLarge, ValidationError
 from ids import is_valid_id
-from jsonutil import dumps, has_lone_surrogate
+from jsonutil import dumps, has_lone_surrogate, is_int
 from sortedset import MAX_SCORE, MIN_SCORE
 
 MAX_BATCH = 100
@@ -58,10 +58,6 @@ class RangeQuery:
     start: int = MIN_SCORE
     end: int = MAX_SCORE
     cursor: str | None = None
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _size(value: Any) -> int:
@@ -113,7 +109,7 @@ class Validator:
         return value
 
     def _timestamp(self, value: Any) -> int:
-        if not _is_int(value) or not MIN_SCORE <= value <= MAX_SCORE:
+        if not is_int(value) or not MIN_SCORE <= value <= MAX_SCORE:
             raise ValidationError("timestamp must be an integer of Unix milliseconds, 0..2^53-1")
         return int(value)
 

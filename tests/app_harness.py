@@ -80,7 +80,7 @@ class AppHarness:
         self.clock = FakeClock(start_ms)
         self.kv = kv if kv is not None else MemoryKV(clock=self.clock.seconds)
         self.config = config or Config(api_token=TOKEN, journal_settle_ms=settle_ms)
-        self.deferred: list[Awaitable[None]] = []
+        self.deferred: list[Awaitable[object]] = []
         self.deferred_runs = 0
         self.step_ms = step_ms
         self.app = App(self.config, self.kv, self.clock, self.deferred.append)

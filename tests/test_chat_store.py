@@ -37,7 +37,7 @@ class Rig:
     def __init__(self, settle_ms: int = 1_000, start_ms: int = 1_700_000_000_000) -> None:
         self.clock = FakeClock(start_ms)
         self.kv = MemoryKV(clock=self.clock.seconds)
-        self.deferred: list[Awaitable[None]] = []
+        self.deferred: list[Awaitable[object]] = []
         self.store = ChatStore(self.kv, Config(journal_settle_ms=settle_ms), self.clock,
                                self.deferred.append, cursor_secret="secret")
 
