@@ -62,7 +62,7 @@ import json
 import secrets
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from errors import StorageUnavailable
@@ -409,11 +409,16 @@ class IndexStore:
         root = await self._read_root(index)
         journal = await self._list_journal(index)
         unfolded = [j for j in journal if j.written_ms + self._settle_ms > root.at]
-        loaded = await asyncio.gather(*(self._ops_of(j) for j in unfolded))
-        ops = [op for batch in loaded for op in batch]
+        loaded = dict(zip(
+            (j.key for j in unfolded),
+            await asyncio.gather(*(self._ops_of(j) for j in unfolded)),
+            strict=True,
+        ))
+        # Keep what was read in the view, so a compaction of it reads no journal value twice.
+        journal = [replace(j, ops=loaded[j.key]) if j.key in loaded else j for j in journal]
+        ops = [op for batch in loaded.values() for op in batch]
         # Position hints from folded entries cost nothing when their ops rode in the listing.
-        pending = {j.key for j in unfolded}
-        folded = [op for j in journal if j.key not in pending and j.ops for op in j.ops]
+        folded = [op for j in journal if j.key not in loaded and j.ops for op in j.ops]
         return IndexView(self, index, root, journal, ops, read_ms, folded)
 
     async def _read_root(self, index: str) -> Root:

@@ -184,3 +184,29 @@ def test_old_objects_are_garbage_collected_eventually() -> None:
         await h.check(0, 999, 3)
 
     asyncio.run(run())
+
+
+def test_a_compaction_reads_no_journal_value_its_view_already_read() -> None:
+    """Ops too big for KV metadata live only in the value: the read fetches them once, and the
+    compaction of that view must reuse them rather than fetch them again."""
+
+    async def run() -> None:
+        h = Harness()
+        await h.store.record(INDEX, [Op.add(f"chat:m{n:03d}", n) for n in range(300)])
+        journal_key = next(k for k in h.kv.snapshot() if k.startswith(JOURNAL_PREFIX))
+        assert "ops" not in (h.kv.metadata_of(journal_key) or {})  # value-only entry
+        view = await h.store.read(INDEX)
+        gets: list[str] = []
+        original_get = h.kv.get
+
+        async def counting_get(key: str) -> str | None:
+            gets.append(key)
+            return await original_get(key)
+
+        h.kv.get = counting_get  # type: ignore[method-assign]
+        assert await h.store.compact(view)
+        assert journal_key not in gets
+        h.model.update({f"chat:m{n:03d}": n for n in range(300)})
+        await h.check(0, 299, 50)
+
+    asyncio.run(run())
