@@ -6,10 +6,11 @@ and rewriting one array per append costs O(history). An index is therefore kept 
 ``{index}`` (e.g. ``user:chat:alice``), the *root*
     The seed's layout, which other systems read: a JSON array of ``{"score", "member"}`` in
     sorted-set order, holding the *newest* entries (at most ``head_max``). Its KV metadata
-    ``{"at": ms, "m": manifest key, "lo": [score, member]}`` says when the compaction that wrote
-    it began reading (which journal entries it has folded), where the older entries are, and the
-    lowest position the head covers. A reader that knows only the seed's format sees the newest
-    entries, in order.
+    ``{"at": ms, "m": manifest key, "lo": [score, member], "g": ms}`` says when the compaction
+    that wrote it began reading (which journal entries it has folded), where the older entries
+    are, the lowest position the head covers, and when the manifest's oldest garbage was retired
+    (so a compaction that changes only the head need not read the manifest). A reader that
+    knows only the seed's format sees the newest entries, in order.
 
 ``idx:seg:{index}:{version}``, immutable *segments*
     Older entries, each segment a JSON array like the head covering one contiguous range of
@@ -201,6 +202,19 @@ class Root:
     at: int = 0
     manifest_key: str | None = None
     head_lo: Entry = BOTTOM
+    # When the manifest's oldest garbage was retired (None: no garbage). Lets a compaction that
+    # touches only the head skip reading the manifest unless there is garbage to collect.
+    garbage_since: int | None = None
+
+    def metadata(self) -> dict[str, object]:
+        """The root's KV metadata: ``at``, then ``m``/``lo``/``g`` once a manifest exists."""
+        metadata: dict[str, object] = {"at": self.at}
+        if self.manifest_key is not None:
+            metadata["m"] = self.manifest_key
+            metadata["lo"] = [self.head_lo.score, self.head_lo.member]
+            if self.garbage_since is not None:
+                metadata["g"] = self.garbage_since
+        return metadata
 
 
 def apply_ops(zset: SortedSet, ops: Iterable[Op]) -> None:
@@ -432,8 +446,10 @@ class IndexStore:
         head_lo = BOTTOM
         if isinstance(lo, list) and len(lo) == 2 and is_int(lo[0]) and isinstance(lo[1], str):
             head_lo = Entry(lo[0], lo[1])
+        garbage_since = meta.get("g")
         return Root(head, _int_field(meta, "at"),
-                    manifest_key if isinstance(manifest_key, str) else None, head_lo)
+                    manifest_key if isinstance(manifest_key, str) else None, head_lo,
+                    garbage_since if is_int(garbage_since) else None)
 
     async def load_manifest(self, key: str | None) -> Manifest:
         if key is None:
@@ -498,7 +514,6 @@ class IndexStore:
 
     async def _fold(self, view: IndexView) -> bool:
         positions = await self._all_positions(view)
-        manifest = await view.manifest()
         # Every container that holds or will hold an overlaid member, by identity.
         touched: dict[str | None, SortedSet] = {}
         for member, scores in positions.items():
@@ -517,6 +532,26 @@ class IndexStore:
                 container = await view.container_of(final)
                 touched[None if container is None else container.key].zadd(member, final.score)
         head = touched.get(None, view.root.head)
+        root = Root(head, view.read_ms, view.root.manifest_key, view.root.head_lo,
+                    view.root.garbage_since)
+        if (
+            any(key is not None for key in touched)
+            or len(head) > self.layout.head_max
+            or self._garbage_due(view.root.garbage_since, view.read_ms)
+        ):
+            root = await self._reshape(view, touched, root)
+        if self._clock_ms() - view.read_ms > MAX_COMPACTION_MS:
+            return False  # too slow: a newer root may exist (rule 2); what we wrote is leaked
+        await self._kv.put(view.index, dump_entries(root.head), metadata=root.metadata())
+        return True
+
+    async def _reshape(
+        self, view: IndexView, touched: dict[str | None, SortedSet], root: Root
+    ) -> Root:
+        """Rewrite touched segments, spill an overgrown head, collect due garbage: everything
+        that changes the manifest. ``root`` comes in with the folded head, goes out complete."""
+        manifest = await view.manifest()
+        head = root.head
         segments: list[Segment] = []
         replaced: list[str] = []
         new_segments: dict[str, list[Entry]] = {}
@@ -557,17 +592,24 @@ class IndexStore:
                 garbage.append((manifest_key, now))
             manifest_key = None
             if segments or garbage:
-                manifest_key = f"{MANIFEST_PREFIX}{view.index}:{self._new_version(view.read_ms)}"
-                await self._kv.put(manifest_key, dumps(Manifest(tuple(segments),
-                                                                tuple(garbage)).to_json()))
-        if self._clock_ms() - view.read_ms > MAX_COMPACTION_MS:
-            return False  # too slow: a newer root may exist (rule 2); what we wrote is leaked
-        metadata: dict[str, object] = {"at": view.read_ms}
-        if manifest_key is not None:
-            metadata["m"] = manifest_key
-            metadata["lo"] = [head_lo.score, head_lo.member]
-        await self._kv.put(view.index, dump_entries(head), metadata=metadata)
-        return True
+                manifest_key = await self._write_manifest(view.index, segments, garbage,
+                                                          view.read_ms)
+        garbage_since = min((since for _, since in garbage), default=None)
+        return Root(head, root.at, manifest_key, head_lo, garbage_since)
+
+    async def _write_manifest(
+        self, index: str, segments: list[Segment], garbage: list[tuple[str, int]], now: int
+    ) -> str:
+        key = f"{MANIFEST_PREFIX}{index}:{self._new_version(now)}"
+        await self._kv.put(key, dumps(Manifest(tuple(segments), tuple(garbage)).to_json()))
+        return key
+
+    def _garbage_due(self, since: int | None, read_ms: int) -> bool:
+        return since is not None and since <= read_ms - self._garbage_delay()
+
+    def _garbage_delay(self) -> int:
+        """Rule 4: how long a replaced object stays readable by some root."""
+        return 2 * (self._settle_ms + MAX_COMPACTION_MS)
 
     async def _all_positions(self, view: IndexView) -> dict[str, set[int]]:
         """Where each overlaid member may sit: unfolded ops plus the folded ops still listed."""
@@ -603,7 +645,7 @@ class IndexStore:
         self, garbage: list[tuple[str, int]], read_ms: int
     ) -> list[tuple[str, int]]:
         """Delete replaced objects once no root that references them can be read (rule 4)."""
-        cutoff = read_ms - 2 * (self._settle_ms + MAX_COMPACTION_MS)
+        cutoff = read_ms - self._garbage_delay()
         due = [g for g in garbage if g[1] <= cutoff][:MAX_GC_DELETES]
         await asyncio.gather(*(self._kv.delete(key) for key, _ in due))
         return [g for g in garbage if g not in due]
@@ -650,17 +692,16 @@ class IndexStore:
             garbage.append((old.manifest_key, now))
         parts = self._split(older, BOTTOM, index) if older else []
         await asyncio.gather(*(self._kv.put(s.key, dump_entries(e)) for s, e in parts))
-        metadata: dict[str, object] = {"at": scan_started_ms}
+        root = Root(SortedSet.from_sorted(head_part), scan_started_ms)
         if parts or garbage:
-            manifest_key = f"{MANIFEST_PREFIX}{index}:{self._new_version(now)}"
-            manifest = Manifest(tuple(s for s, _ in parts), tuple(garbage))
-            await self._kv.put(manifest_key, dumps(manifest.to_json()))
-            metadata["m"] = manifest_key
-            lo = head_part[0] if parts and head_part else BOTTOM
-            metadata["lo"] = [lo.score, lo.member]
+            root.manifest_key = await self._write_manifest(
+                index, [s for s, _ in parts], garbage, now
+            )
+            root.head_lo = head_part[0] if parts and head_part else BOTTOM
+            root.garbage_since = min((since for _, since in garbage), default=None)
         if self._clock_ms() - scan_started_ms > MAX_COMPACTION_MS:
             return False
-        await self._kv.put(index, dump_entries(head_part), metadata=metadata)
+        await self._kv.put(index, dump_entries(head_part), metadata=root.metadata())
         return True
 
 

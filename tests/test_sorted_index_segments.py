@@ -124,7 +124,7 @@ def test_segmented_index_matches_a_sorted_set_model(
     asyncio.run(run())
 
 
-async def assert_layout_is_tidy(h: Harness) -> None:
+async def assert_layout_is_tidy(h: Harness, hi: int = 9) -> None:
     """Stored structure alone (no journal) equals the model, within the layout's bounds."""
     snapshot = h.kv.snapshot()
     meta = h.kv.metadata_of(INDEX) if INDEX in snapshot else {}
@@ -140,7 +140,7 @@ async def assert_layout_is_tidy(h: Harness) -> None:
             stored += [Entry(e["score"], e["member"]) for e in segment]
     stored += [Entry(e["score"], e["member"]) for e in head]
     assert stored == sorted(stored), "containers must be in order and not overlap"
-    assert sorted(stored) == h.expected(0, 9, False)
+    assert sorted(stored) == h.expected(0, hi, False)
 
 
 def test_head_keeps_the_newest_entries_in_the_seed_format() -> None:
@@ -208,5 +208,41 @@ def test_a_compaction_reads_no_journal_value_its_view_already_read() -> None:
         assert journal_key not in gets
         h.model.update({f"chat:m{n:03d}": n for n in range(300)})
         await h.check(0, 299, 50)
+
+    asyncio.run(run())
+
+
+def test_a_head_only_compaction_does_not_read_the_manifest() -> None:
+    """Appends at the newest end change only the head: the compaction that folds them must not
+    pay a manifest read (it grows with history), yet the layout stays exact."""
+
+    async def run() -> None:
+        h = Harness()
+        for n in range(12):  # enough to spill into segments with the tiny layout
+            await h.apply(Op.add(f"chat:m{n:02d}", n))
+            await h.store.compact(await h.store.read(INDEX))
+        for _ in range(3):  # let every journal entry fold and every replaced object retire
+            h.clock.now_ms += 3 * SETTLE_MS + 2 * MAX_COMPACTION_MS
+            await h.store.compact(await h.store.read(INDEX))
+        # This fold collects the garbage that is due by now (so it does read the manifest)...
+        await h.apply(Op.add("chat:m12", 12))
+        await h.store.compact(await h.store.read(INDEX))
+        manifest_key = (h.kv.metadata_of(INDEX) or {})["m"]
+        # ...and this one changes only the head, with no garbage due and no room needed.
+        await h.apply(Op.rem("chat:m12", 12))
+        view = await h.store.read(INDEX)
+        gets: list[str] = []
+        original_get = h.kv.get
+
+        async def counting_get(key: str) -> str | None:
+            gets.append(key)
+            return await original_get(key)
+
+        h.kv.get = counting_get  # type: ignore[method-assign]
+        assert await h.store.compact(view)
+        assert manifest_key not in gets
+        assert (h.kv.metadata_of(INDEX) or {})["m"] == manifest_key
+        await h.check(0, 12, 3)
+        await assert_layout_is_tidy(h, hi=12)
 
     asyncio.run(run())
