@@ -7,6 +7,7 @@ problem document. Nothing here knows about JavaScript: ``entry.py`` adapts the r
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -98,6 +99,20 @@ def _routes() -> Router[str]:
 ROUTES = _routes()
 
 
+@functools.lru_cache(maxsize=4)
+def _edge(
+    config: Config, access: AccessVerifier | None
+) -> tuple[Validator, CorsPolicy, Authenticator]:
+    """What depends only on configuration, built once per isolate rather than per request
+    (the config is read once and frozen, so it is the cache key)."""
+    jwt = None
+    if config.jwt_secret:
+        jwt = JWTSettings(config.jwt_secret.encode("utf-8"), issuer=config.jwt_issuer,
+                          audience=config.jwt_audience)
+    authenticator = Authenticator(config.api_token, jwt, access, time.time)
+    return Validator(config), CorsPolicy.from_setting(config.cors_origins), authenticator
+
+
 class App:
     """One request's view of the service. Cheap to build: ``entry.py`` makes one per request,
     passing the per-isolate pieces (Access key cache, rate limiter) in."""
@@ -115,15 +130,9 @@ class App:
         self.config = config
         secret = config.cursor_secret or config.api_token or "chat-store-unauthenticated"
         self.store = ChatStore(kv, config, clock_ms, defer, cursor_secret=secret)
-        self.validator = Validator(config)
-        self.cors = CorsPolicy.from_setting(config.cors_origins)
+        self.validator, self.cors, self.authenticator = _edge(config, access)
         self.rate_limiter = rate_limiter
-        jwt = None
-        if config.jwt_secret:
-            jwt = JWTSettings(config.jwt_secret.encode("utf-8"), issuer=config.jwt_issuer,
-                              audience=config.jwt_audience)
-        self.authenticator = Authenticator(config.api_token, jwt, access, time.time)
-        self.auth_configured = bool(config.api_token or jwt or access)
+        self.auth_configured = bool(config.api_token or config.jwt_secret or access)
         self.router = ROUTES
 
     async def handle(self, request: Request) -> Response:
