@@ -40,6 +40,7 @@ from kv import KVStore
 from openapi_spec import OPENAPI
 from ratelimit import RateLimiter
 from routing import MatchKind, Request, Response, Router
+from sorted_index import IndexObjects
 from validation import MessageDraft, Validator, count_query, range_query
 
 log = logging.getLogger("chat_store")
@@ -126,10 +127,12 @@ class App:
         *,
         access: AccessVerifier | None = None,
         rate_limiter: RateLimiter | None = None,
+        index_objects: IndexObjects | None = None,
     ) -> None:
         self.config = config
         secret = config.cursor_secret or config.api_token or "chat-store-unauthenticated"
-        self.store = ChatStore(kv, config, clock_ms, defer, cursor_secret=secret)
+        self.store = ChatStore(kv, config, clock_ms, defer, cursor_secret=secret,
+                               index_objects=index_objects)
         self.validator, self.cors, self.authenticator = _edge(config, access)
         self.rate_limiter = rate_limiter
         self.auth_configured = bool(config.api_token or config.jwt_secret or access)

@@ -35,7 +35,7 @@ from errors import Conflict, NotFound, StorageUnavailable
 from ids import new_ulid
 from jsonutil import dumps, is_int
 from kv import KVStore
-from sorted_index import IndexStore, IndexView, Layout, Op
+from sorted_index import IndexObjects, IndexStore, IndexView, Layout, Op
 from sortedset import Entry
 from validation import MessageDraft, MessagePatch, RangeQuery
 
@@ -129,12 +129,13 @@ class ChatStore:
         clock_ms: Callable[[], int],
         defer: Defer,
         cursor_secret: str,
+        index_objects: IndexObjects | None = None,
     ) -> None:
         self._kv = kv
         self._clock_ms = clock_ms
         self._defer = defer
         layout = Layout(config.index_head_max, config.index_head_keep, config.index_segment_max)
-        self._indexes = IndexStore(kv, clock_ms, config.journal_settle_ms, layout)
+        self._indexes = IndexStore(kv, clock_ms, config.journal_settle_ms, layout, index_objects)
         self._cursors = CursorCodec(cursor_secret)
 
     # -- messages ---------------------------------------------------------------------------

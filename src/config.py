@@ -59,8 +59,8 @@ class Config:
     # for that long (see sorted_index.py for the argument). 60 s covers KV's read cache at the edge.
     journal_settle_ms: int = 60_000
     # Index layout (see sorted_index.Layout): small values in tests force segments early.
-    index_head_max: int = 1024
-    index_head_keep: int = 256
+    index_head_max: int = 128
+    index_head_keep: int = 64
     index_segment_max: int = 2048
     # User tokens (HS256 JWTs) are accepted only when a secret is set.
     jwt_secret: str | None = None

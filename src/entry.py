@@ -26,9 +26,11 @@ from config import Config, ConfigError
 from errors import InternalError, KVRateLimited, KVTransientError
 from jsonutil import dumps
 from kv import MAX_LIST_LIMIT, ListedKey, ListPage, Metadata, ValueWithMetadata
+from object_cache import ObjectCache
 from resilient_kv import RetryingKV
 from routing import Request
 from routing import Response as PyResponse
+from sorted_index import IndexObjects
 
 log = logging.getLogger("chat_store")
 
@@ -41,6 +43,8 @@ CONFIG_VARS = (
 _config: Config | None = None
 # Per isolate, so the JWKS cache outlives a request (None: Access is not configured).
 _access: AccessVerifier | None = None
+# Per isolate: parsed index segments and manifests, which are immutable.
+_index_objects: IndexObjects = ObjectCache()
 MAX_JWKS_BYTES = 64 * 1024
 
 
@@ -231,5 +235,5 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
         log.error("bad Access configuration: %s", exc)
         return _misconfigured(url.path)
     app = App(config, kv, lambda: int(time.time() * 1000), defer, access=access,
-              rate_limiter=limiter)
+              rate_limiter=limiter, index_objects=_index_objects)
     return _to_js_response(await app.handle(py_request))

@@ -69,6 +69,7 @@ from typing import Any, Literal
 from errors import StorageUnavailable
 from jsonutil import dumps, is_int
 from kv import MAX_METADATA_BYTES, KVStore
+from object_cache import ObjectCache
 from sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 
 JOURNAL_PREFIX = "idx:log:"
@@ -93,8 +94,8 @@ _counter = itertools.count()
 class Layout:
     """Size bounds (chosen by measurement; see the README's benchmark section)."""
 
-    head_max: int = 1024  # the head spills into a new segment beyond this many entries
-    head_keep: int = 256  # ...keeping this many newest entries
+    head_max: int = 128  # the head spills into the newest segment beyond this many entries
+    head_keep: int = 64  # ...keeping this many newest entries
     segment_max: int = 2048  # a segment splits in two beyond this many entries
 
 
@@ -303,11 +304,6 @@ class IndexView:
             self._segments[segment.key] = await self._store.load_segment(segment.key)
         return self._segments[segment.key]
 
-    async def _containers(self) -> list[Segment | None]:
-        """Every container in ascending order; ``None`` stands for the head."""
-        manifest = await self.manifest()
-        return [*manifest.segments, None]
-
     async def _load(self, container: Segment | None) -> SortedSet:
         return self.root.head if container is None else await self.segment(container)
 
@@ -333,23 +329,25 @@ class IndexView:
         ]
         want = None if limit is None else limit + len(self.overlay)
         found: list[Entry] = []
-        # Newest-first reads usually end inside the head, without reading the manifest.
-        order: list[Segment | None] = [None]
-        if self.root.manifest_key is not None:
-            order = await self._containers()
-            if rev:
-                order.reverse()
-        for container in order:
-            if container is not None and not _overlaps(container, min_score, max_score, after,
-                                                       rev):
-                continue
-            zset = await self._load(container)
+
+        def take(zset: SortedSet) -> bool:
             for entry in zset.zrange_by_score(min_score, max_score, rev=rev, limit=want,
                                               after=after):
                 if entry.member not in self.overlay:
                     found.append(entry)
-            if limit is not None and len(found) >= limit:
-                break
+            return limit is not None and len(found) >= limit
+
+        # Newest-first reads usually end inside the head, without reading the manifest.
+        done = rev and take(self.root.head)
+        if not done and self.root.manifest_key is not None:
+            segments = (await self.manifest()).segments
+            for segment in reversed(segments) if rev else segments:
+                if _overlaps(segment, min_score, max_score, after, rev):
+                    done = take(await self.segment(segment))
+                    if done:
+                        break
+        if not rev and not done:
+            take(self.root.head)
         merged = sorted(found + extra, reverse=rev)
         return merged if limit is None else merged[:limit]
 
@@ -383,12 +381,18 @@ def _overlaps(segment: Segment, lo: int, hi: int, after: Entry | None, rev: bool
     return segment.min_score <= after.score if rev else segment.max_score >= after.score
 
 
+IndexObjects = ObjectCache[SortedSet | Manifest]
+
+
 class IndexStore:
-    """Reads, journals and compacts sorted-set indexes stored in KV."""
+    """Reads, journals and compacts sorted-set indexes stored in KV.
+
+    ``cache`` (one per isolate) keeps parsed segments and manifests: they are immutable.
+    """
 
     def __init__(
         self, kv: KVStore, clock_ms: Callable[[], int], settle_ms: int,
-        layout: Layout | None = None,
+        layout: Layout | None = None, cache: IndexObjects | None = None,
     ) -> None:
         if settle_ms < MIN_SETTLE_MS:
             raise ValueError(f"settle_ms must be at least {MIN_SETTLE_MS} (slower than any put)")
@@ -396,6 +400,7 @@ class IndexStore:
         self._clock_ms = clock_ms
         self._settle_ms = settle_ms
         self.layout = layout or Layout()
+        self._cache = cache
 
     def _new_version(self, now_ms: int) -> str:
         # Milliseconds first for time order; a per-isolate counter and random bits for unicity.
@@ -454,16 +459,32 @@ class IndexStore:
     async def load_manifest(self, key: str | None) -> Manifest:
         if key is None:
             return Manifest()
+        cached = self._cache.get(key) if self._cache is not None else None
+        if isinstance(cached, Manifest):
+            return cached
         raw = await self._kv.get(key)
         if raw is None:  # only a bug or a manual deletion gets here; retrying may help
             raise StorageUnavailable(detail="index manifest is missing; run a reindex")
-        return Manifest.from_json(json.loads(raw))
+        manifest = Manifest.from_json(json.loads(raw))
+        self._remember(key, manifest)
+        return manifest
 
     async def load_segment(self, key: str) -> SortedSet:
+        """A segment, shared with other requests of this isolate: never modify it."""
+        cached = self._cache.get(key) if self._cache is not None else None
+        if isinstance(cached, SortedSet):
+            return cached
         raw = await self._kv.get(key)
         if raw is None:
             raise StorageUnavailable(detail="index segment is missing; run a reindex")
-        return SortedSet.from_sorted(parse_entries(raw))
+        segment = SortedSet.from_sorted(parse_entries(raw))
+        self._remember(key, segment)
+        return segment
+
+    def _remember(self, key: str, value: SortedSet | Manifest) -> None:
+        if self._cache is not None:
+            weight = len(value) if isinstance(value, SortedSet) else len(value.segments)
+            self._cache.put(key, value, weight)
 
     async def _list_journal(self, index: str) -> list[JournalEntry]:
         entries: list[JournalEntry] = []
@@ -513,8 +534,16 @@ class IndexStore:
         return wrote
 
     async def _fold(self, view: IndexView) -> bool:
-        positions = await self._all_positions(view)
-        # Every container that holds or will hold an overlaid member, by identity.
+        head_lo = view.root.head_lo
+        # Within the settle window every compaction sees the same unfolded ops again. A member
+        # the head already shows at its final position needs nothing: a stored snapshot holds
+        # each member once, so the compaction that put it there also removed it elsewhere.
+        pending = {
+            member for member, final in view.overlay.items()
+            if final is None or final < head_lo or view.root.head.score(member) != final.score
+        }
+        positions = await self._all_positions(view, pending)
+        # Every container that holds or will hold a pending member, by identity.
         touched: dict[str | None, SortedSet] = {}
         for member, scores in positions.items():
             final = view.overlay[member]
@@ -524,6 +553,7 @@ class IndexStore:
                 key = None if container is None else container.key
                 if key not in touched:
                     touched[key] = SortedSet((await view._load(container)).entries())
+        before = {key: [zset.score(m) for m in positions] for key, zset in touched.items()}
         for member in positions:
             for zset in touched.values():
                 zset.zrem(member)
@@ -531,6 +561,13 @@ class IndexStore:
             if final is not None:
                 container = await view.container_of(final)
                 touched[None if container is None else container.key].zadd(member, final.score)
+        # Only what really changed is rewritten: an immutable segment costs a new key each time.
+        touched = {
+            key: zset for key, zset in touched.items()
+            if [zset.score(m) for m in positions] != before[key]
+        }
+        if not touched and not self._newly_folded(view):
+            return False  # the stored root already says everything this view knows
         head = touched.get(None, view.root.head)
         root = Root(head, view.read_ms, view.root.manifest_key, view.root.head_lo,
                     view.root.garbage_since)
@@ -572,7 +609,18 @@ class IndexStore:
         if len(head) > self.layout.head_max:
             entries = head.entries()
             spill, keep = entries[: -self.layout.head_keep], entries[-self.layout.head_keep :]
-            for part, part_entries in self._split(spill, head_lo, view.index):
+            spill_lo = head_lo
+            if segments:
+                # Into the newest segment rather than a new small one: segments stay between
+                # half and all of segment_max, so the manifest stays short at any history size.
+                last = segments.pop()
+                if last.key in new_segments:
+                    older = new_segments.pop(last.key)
+                else:
+                    older = (await view.segment(last)).entries()
+                    replaced.append(last.key)
+                spill, spill_lo = older + spill, last.lo
+            for part, part_entries in self._split(spill, spill_lo, view.index):
                 segments.append(part)
                 new_segments[part.key] = part_entries
             head, head_lo = SortedSet.from_sorted(keep), keep[0]
@@ -586,6 +634,8 @@ class IndexStore:
             [*manifest.garbage, *((k, now) for k in replaced)], view.read_ms
         )
         await asyncio.gather(*(self._kv.put(k, dump_entries(v)) for k, v in new_segments.items()))
+        for key, entries in new_segments.items():  # the next read of this history wants them
+            self._remember(key, SortedSet.from_sorted(entries))
         manifest_key = view.root.manifest_key
         if new_segments or garbage != list(manifest.garbage):
             if manifest_key is not None:  # replaced by the one written below
@@ -601,7 +651,9 @@ class IndexStore:
         self, index: str, segments: list[Segment], garbage: list[tuple[str, int]], now: int
     ) -> str:
         key = f"{MANIFEST_PREFIX}{index}:{self._new_version(now)}"
-        await self._kv.put(key, dumps(Manifest(tuple(segments), tuple(garbage)).to_json()))
+        manifest = Manifest(tuple(segments), tuple(garbage))
+        await self._kv.put(key, dumps(manifest.to_json()))
+        self._remember(key, manifest)
         return key
 
     def _garbage_due(self, since: int | None, read_ms: int) -> bool:
@@ -611,9 +663,11 @@ class IndexStore:
         """Rule 4: how long a replaced object stays readable by some root."""
         return 2 * (self._settle_ms + MAX_COMPACTION_MS)
 
-    async def _all_positions(self, view: IndexView) -> dict[str, set[int]]:
-        """Where each overlaid member may sit: unfolded ops plus the folded ops still listed."""
-        positions = {m: set(s) for m, s in view.positions.items()}
+    async def _all_positions(self, view: IndexView, members: set[str]) -> dict[str, set[int]]:
+        """Where each of ``members`` may sit: unfolded ops plus the folded ops still listed."""
+        positions = {m: set(s) for m, s in view.positions.items() if m in members}
+        if not positions:
+            return positions
         reads = 0
         for entry in view.journal:
             if entry.ops is None:

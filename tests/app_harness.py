@@ -19,7 +19,9 @@ from urllib.parse import urlencode
 from api import App
 from config import Config
 from memory_kv import MemoryKV
+from object_cache import ObjectCache
 from routing import Request
+from sorted_index import IndexObjects
 
 TOKEN = "t"
 START_MS = 1_700_000_000_000
@@ -83,7 +85,10 @@ class AppHarness:
         self.deferred: list[Awaitable[object]] = []
         self.deferred_runs = 0
         self.step_ms = step_ms
-        self.app = App(self.config, self.kv, self.clock, self.deferred.append)
+        # One per harness, like the one per isolate in entry.py.
+        self.index_objects: IndexObjects = ObjectCache()
+        self.app = App(self.config, self.kv, self.clock, self.deferred.append,
+                       index_objects=self.index_objects)
 
     # -- raw requests -----------------------------------------------------------------------
 

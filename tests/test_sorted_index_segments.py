@@ -14,11 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory_kv import MemoryKV
+from object_cache import ObjectCache
 from sorted_index import (
     JOURNAL_PREFIX,
     MANIFEST_PREFIX,
     MAX_COMPACTION_MS,
     SEGMENT_PREFIX,
+    IndexObjects,
     IndexStore,
     IndexView,
     Layout,
@@ -244,5 +246,98 @@ def test_a_head_only_compaction_does_not_read_the_manifest() -> None:
         assert (h.kv.metadata_of(INDEX) or {})["m"] == manifest_key
         await h.check(0, 12, 3)
         await assert_layout_is_tidy(h, hi=12)
+
+    asyncio.run(run())
+
+
+def test_the_head_spills_into_the_newest_segment_so_segments_stay_large() -> None:
+    """Appends at the newest end must not leave one small segment per spill behind: the manifest
+    (read by every range that leaves the head) would grow with history."""
+
+    async def run() -> None:
+        layout = Layout(head_max=8, head_keep=4, segment_max=16)
+        h = Harness()
+        h.store = IndexStore(h.kv, h.clock, SETTLE_MS, layout)
+        for n in range(200):
+            await h.apply(Op.add(f"chat:m{n:03d}", n))
+            h.clock.now_ms += SETTLE_MS // 4  # fewer unsettled entries than the head keeps
+            h.kv.reset_counters()
+            await h.store.compact(await h.store.read(INDEX))
+            # root, journal listing, manifest, newest segment; root, two halves, manifest
+            assert h.kv.reads + h.kv.lists <= 4 and h.kv.writes <= 4
+        manifest = json.loads(h.kv.snapshot()[(h.kv.metadata_of(INDEX) or {})["m"]])
+        counts = [s[3] for s in manifest["segments"]]
+        assert sum(counts) + len(json.loads(h.kv.snapshot()[INDEX])) == 200
+        assert all(layout.segment_max // 2 <= c <= layout.segment_max for c in counts[:-1])
+        assert len(counts) <= 200 // (layout.segment_max // 2)
+        await h.check(0, 199, 7)
+
+    asyncio.run(run())
+
+
+def test_a_newest_first_read_that_ends_in_the_head_reads_no_manifest() -> None:
+    async def run() -> None:
+        h = Harness()
+        for n in range(12):
+            await h.apply(Op.add(f"chat:m{n:02d}", n))
+            await h.store.compact(await h.store.read(INDEX))
+        h.clock.now_ms += 3 * SETTLE_MS
+        await h.store.compact(await h.store.read(INDEX))  # every entry folded
+        view = await h.store.read(INDEX)
+        assert not view.overlay
+        assert view.root.manifest_key is not None
+        h.kv.reset_counters()
+        newest = await view.zrange_by_score(rev=True, limit=2)
+        assert newest == [Entry(11, "chat:m11"), Entry(10, "chat:m10")]
+        assert h.kv.ops == 0, "the head alone answers it"
+        assert len(await view.zrange_by_score(rev=True, limit=5)) == 5  # now it must go on
+        assert h.kv.ops >= 1
+
+    asyncio.run(run())
+
+
+def test_compacting_the_same_unsettled_ops_again_rewrites_nothing() -> None:
+    """Within the settle window every compaction sees the same unfolded ops: applying them
+    again must not produce a new root, segment or manifest each time."""
+
+    async def run() -> None:
+        h = Harness()
+        for n in range(10):  # with the tiny layout, most of these spill into segments
+            await h.apply(Op.add(f"chat:m{n:02d}", n))
+        assert await h.store.compact(await h.store.read(INDEX))
+        h.kv.reset_counters()
+        assert not await h.store.compact(await h.store.read(INDEX))
+        assert h.kv.writes == 0
+        await h.apply(Op.add("chat:m10", 10))
+        h.kv.reset_counters()
+        assert await h.store.compact(await h.store.read(INDEX))
+        assert h.kv.writes == 1, "only the head changed"
+        await h.check(0, 10, 3)
+
+    asyncio.run(run())
+
+
+def test_segments_and_manifests_are_read_from_kv_once_per_isolate() -> None:
+    """They are immutable, so the isolate's cache may keep them; the head and the journal are
+    read every time, since they change."""
+
+    async def run() -> None:
+        h = Harness()
+        cache: IndexObjects = ObjectCache()
+        h.store = IndexStore(h.kv, h.clock, SETTLE_MS, TINY, cache)
+        for n in range(12):
+            await h.apply(Op.add(f"chat:m{n:02d}", n))
+            await h.store.compact(await h.store.read(INDEX))
+        cold = IndexStore(h.kv, h.clock, SETTLE_MS, TINY, ObjectCache())
+        h.kv.reset_counters()
+        assert [e.score for e in await (await cold.read(INDEX)).zrange_by_score(0, 3)] == [
+            0, 1, 2, 3]
+        cold_reads = h.kv.reads
+        h.kv.reset_counters()
+        assert [e.score for e in await (await h.store.read(INDEX)).zrange_by_score(0, 3)] == [
+            0, 1, 2, 3]
+        assert (h.kv.reads, cold_reads) == (1, 1 + 1 + 2), "root; root, manifest, 2 segments"
+        assert cache.hits >= 3
+        await h.check(0, 11, 5)
 
     asyncio.run(run())
