@@ -16,6 +16,7 @@ from typing import Any
 from access_jwt import AccessVerifier
 from auth import Authenticator, Principal
 from chat_store import ChatStore, Defer, Scope
+from compaction_pacer import CompactionPacer
 from config import Config
 from cors import CorsPolicy
 from errors import (
@@ -128,11 +129,12 @@ class App:
         access: AccessVerifier | None = None,
         rate_limiter: RateLimiter | None = None,
         index_objects: IndexObjects | None = None,
+        pacer: CompactionPacer | None = None,
     ) -> None:
         self.config = config
         secret = config.cursor_secret or config.api_token or "chat-store-unauthenticated"
         self.store = ChatStore(kv, config, clock_ms, defer, cursor_secret=secret,
-                               index_objects=index_objects)
+                               index_objects=index_objects, pacer=pacer)
         self.validator, self.cors, self.authenticator = _edge(config, access)
         self.rate_limiter = rate_limiter
         self.auth_configured = bool(config.api_token or config.jwt_secret or access)

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from compaction_pacer import CompactionPacer
 from config import Config
 from cursor import CursorCodec, CursorScope
 from errors import Conflict, NotFound, StorageUnavailable
@@ -130,6 +131,7 @@ class ChatStore:
         defer: Defer,
         cursor_secret: str,
         index_objects: IndexObjects | None = None,
+        pacer: CompactionPacer | None = None,
     ) -> None:
         self._kv = kv
         self._clock_ms = clock_ms
@@ -137,6 +139,8 @@ class ChatStore:
         layout = Layout(config.index_head_max, config.index_head_keep, config.index_segment_max)
         self._indexes = IndexStore(kv, clock_ms, config.journal_settle_ms, layout, index_objects)
         self._cursors = CursorCodec(cursor_secret)
+        # Without the isolate's pacer, compact after every write (interval 0).
+        self._pacer = pacer or CompactionPacer(interval_ms=0)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -179,9 +183,13 @@ class ChatStore:
     async def _journal(self, ops_by_index: dict[str, list[Op]]) -> None:
         await asyncio.gather(*(self._indexes.record(i, ops) for i, ops in ops_by_index.items()))
         for index in ops_by_index:
-            self._defer(self._compact(index))
+            delay = self._pacer.plan(index, self._clock_ms())
+            if delay is not None:
+                self._defer(self._compact(index, delay))
 
-    async def _compact(self, index: str) -> None:
+    async def _compact(self, index: str, delay_ms: int = 0) -> None:
+        if delay_ms:
+            await self._pacer.wait(index, delay_ms, self._clock_ms)
         try:
             view = await self._indexes.read(index)
         except StorageUnavailable:
@@ -323,7 +331,11 @@ class ChatStore:
     async def _view(self, scope: Scope) -> IndexView:
         view = await self._indexes.read(scope.index)
         if self._indexes.wants_compaction(view):
-            self._defer(self._indexes.compact(view))
+            delay = self._pacer.plan(scope.index, self._clock_ms())
+            if delay == 0:
+                self._defer(self._indexes.compact(view))
+            elif delay is not None:
+                self._defer(self._compact(scope.index, delay))
         return view
 
     async def _fetch(self, entries: Iterable[Entry]) -> list[Stored | None]:

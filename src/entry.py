@@ -22,6 +22,7 @@ from pyodide.ffi import JsException, create_proxy, to_js
 
 from access_jwt import AccessVerifier, access_certs_url
 from api import App, problem_response
+from compaction_pacer import CompactionPacer
 from config import Config, ConfigError
 from errors import InternalError, KVRateLimited, KVTransientError
 from jsonutil import dumps
@@ -45,6 +46,7 @@ _config: Config | None = None
 _access: AccessVerifier | None = None
 # Per isolate: parsed index segments and manifests, which are immutable.
 _index_objects: IndexObjects = ObjectCache()
+_pacer = CompactionPacer()
 MAX_JWKS_BYTES = 64 * 1024
 
 
@@ -235,5 +237,5 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
         log.error("bad Access configuration: %s", exc)
         return _misconfigured(url.path)
     app = App(config, kv, lambda: int(time.time() * 1000), defer, access=access,
-              rate_limiter=limiter, index_objects=_index_objects)
+              rate_limiter=limiter, index_objects=_index_objects, pacer=_pacer)
     return _to_js_response(await app.handle(py_request))

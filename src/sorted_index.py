@@ -528,21 +528,37 @@ class IndexStore:
     async def _compact(self, view: IndexView) -> bool:
         now = self._clock_ms()
         wrote = False
-        if (view.overlay or self._newly_folded(view)) and now - view.read_ms <= MAX_COMPACTION_MS:
+        if now - view.read_ms <= MAX_COMPACTION_MS and (
+            self._pending(view) or self._newly_folded(view)
+        ):
             wrote = await self._fold(view)
         await self._collect_journal(view)
         return wrote
 
+    def _pending(self, view: IndexView) -> set[str]:
+        """Overlaid members whose final state the stored snapshot may not show yet.
+
+        Within the settle window every compaction sees the same unfolded ops again. A stored
+        snapshot holds each member once, so a member the head shows at its final position was
+        removed everywhere else by the compaction that put it there; a removed member that the
+        head lacks, with every known position inside the head's range, is gone for good.
+        """
+        head, head_lo = view.root.head, view.root.head_lo
+        hints_complete = all(j.ops is not None for j in view.journal)
+        pending: set[str] = set()
+        for member, final in view.overlay.items():
+            if final is not None:
+                done = final >= head_lo and head.score(member) == final.score
+            else:
+                done = hints_complete and member not in head and all(
+                    Entry(s, member) >= head_lo for s in view.positions[member]
+                )
+            if not done:
+                pending.add(member)
+        return pending
+
     async def _fold(self, view: IndexView) -> bool:
-        head_lo = view.root.head_lo
-        # Within the settle window every compaction sees the same unfolded ops again. A member
-        # the head already shows at its final position needs nothing: a stored snapshot holds
-        # each member once, so the compaction that put it there also removed it elsewhere.
-        pending = {
-            member for member, final in view.overlay.items()
-            if final is None or final < head_lo or view.root.head.score(member) != final.score
-        }
-        positions = await self._all_positions(view, pending)
+        positions = await self._all_positions(view, self._pending(view))
         # Every container that holds or will hold a pending member, by identity.
         touched: dict[str | None, SortedSet] = {}
         for member, scores in positions.items():
@@ -714,7 +730,9 @@ class IndexStore:
 
     def wants_compaction(self, view: IndexView) -> bool:
         """Something to fold, to stamp as folded, or to collect."""
-        return bool(view.overlay) or self._newly_folded(view) or bool(self.collectable(view))
+        return (
+            bool(self._pending(view)) or self._newly_folded(view) or bool(self.collectable(view))
+        )
 
     def _newly_folded(self, view: IndexView) -> bool:
         return any(

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from api import App
+from compaction_pacer import CompactionPacer
 from config import Config
 from memory_kv import MemoryKV
 from object_cache import ObjectCache
@@ -69,6 +70,10 @@ def encode(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
 class AppHarness:
     def __init__(
         self,
@@ -87,8 +92,10 @@ class AppHarness:
         self.step_ms = step_ms
         # One per harness, like the one per isolate in entry.py.
         self.index_objects: IndexObjects = ObjectCache()
+        # Delayed compactions run when deferred work is drained, after each request.
+        self.pacer = CompactionPacer(sleep=_no_sleep)
         self.app = App(self.config, self.kv, self.clock, self.deferred.append,
-                       index_objects=self.index_objects)
+                       index_objects=self.index_objects, pacer=self.pacer)
 
     # -- raw requests -----------------------------------------------------------------------
 

@@ -183,6 +183,32 @@ def kv_get_many(worker: LocalWorker, keys: Iterable[str]) -> dict[str, str | Non
         return dict(zip(keys, pool.map(worker.kv_get, keys), strict=True))
 
 
+def stored_index(worker: LocalWorker, key: str) -> list[dict[str, Any]] | None:
+    """Every entry an index holds in KV, oldest first: the segments its root's manifest names
+    (past the head's 128 entries) followed by the head array itself; None if there is no root."""
+    listed = [k for k in worker.kv_list_keys(key) if k["name"] == key]
+    head = worker.kv_get(key)
+    if not listed or head is None:
+        return None
+    entries: list[dict[str, Any]] = []
+    manifest_key = (listed[0].get("metadata") or {}).get("m")
+    if manifest_key is not None:
+        manifest = json.loads(worker.kv_get(manifest_key) or "null")
+        segments = kv_get_many(worker, [segment[0] for segment in manifest["segments"]])
+        for segment in manifest["segments"]:
+            entries += json.loads(segments[segment[0]] or "null")
+    head_entries: list[dict[str, Any]] = json.loads(head)
+    return entries + head_entries
+
+
+def stored_indexes(
+    worker: LocalWorker, keys: Iterable[str]
+) -> dict[str, list[dict[str, Any]] | None]:
+    keys = list(keys)
+    with ThreadPoolExecutor(KV_READERS) as pool:
+        return dict(zip(keys, pool.map(lambda key: stored_index(worker, key), keys), strict=True))
+
+
 def poll(
     probe: Callable[[], T], done: Callable[[T], bool], *, timeout: float, interval: float = 0.5
 ) -> T:
@@ -201,9 +227,10 @@ Expected = dict[str, tuple[list[dict[str, Any]], str]]  # index key -> (array, l
 def converged_indexes(
     worker: LocalWorker, client: httpx.Client, expected: Expected, *, timeout: float = 10.0
 ) -> dict[str, list[dict[str, Any]] | None]:
-    """Poll the index arrays in KV until each equals its expected array; each round GETs the
-    listing of every index not there yet first (a read schedules compaction of an index with
-    unfolded journal entries). Returns the last value read for every key."""
+    """Poll the indexes in KV (head and segments, see ``stored_index``) until each holds its
+    expected array; each round GETs the listing of every index not there yet first (a read
+    schedules compaction of an index with unfolded journal entries). Returns the last value read
+    for every key."""
     actual: dict[str, list[dict[str, Any]] | None] = {}
 
     def pending() -> list[str]:
@@ -213,8 +240,7 @@ def converged_indexes(
         keys = pending()
         for key in keys:
             assert client.get(expected[key][1]).status_code == 200
-        for key, raw in kv_get_many(worker, keys).items():
-            actual[key] = None if raw is None else json.loads(raw)
+        actual.update(stored_indexes(worker, keys))
         return pending()
 
     poll(probe, lambda left: not left, timeout=timeout)

@@ -16,6 +16,7 @@ from app_harness import (
     record_metadata,
 )
 from chat_store import MAX_ERASE_PER_REQUEST, ChatStore, Scope
+from compaction_pacer import CompactionPacer
 from config import Config, ConfigError
 from errors import Conflict, NotFound
 from memory_kv import MemoryKV
@@ -496,3 +497,49 @@ def test_journal_stays_bounded_under_steady_traffic() -> None:
         assert await rig.count("user", "u1") == 200
 
     run(go())
+
+
+# --- compaction pacing --------------------------------------------------------------------------
+
+
+def test_a_burst_of_appends_shares_one_delayed_compaction_that_folds_them_all() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def scenario() -> None:
+        rig = Rig()
+        pacer = CompactionPacer(1_000, sleep)
+        rig.store = ChatStore(rig.kv, Config(journal_settle_ms=1_000), rig.clock,
+                              rig.deferred.append, cursor_secret="secret", pacer=pacer)
+        for n in range(5):
+            await rig.store.create(draft(f"m{n}", timestamp=1_000 + n))
+            rig.clock.advance(100)
+        assert len(rig.deferred) == 2, "one compaction at once, one shared by the rest"
+        await rig.drain()
+        assert slept == [0.9]
+        root = json.loads(rig.kv.snapshot()["user:chat:u1"])
+        assert [e["member"] for e in root] == [f"chat:m{n}" for n in range(5)]
+        assert await rig.ids("user", "u1") == [f"m{n}" for n in range(5)]
+
+    run(scenario())
+
+
+def test_reads_see_appends_whose_compaction_is_still_waiting() -> None:
+    async def scenario() -> None:
+        rig = Rig()
+        pacer = CompactionPacer(1_000, asyncio.sleep)
+        rig.store = ChatStore(rig.kv, Config(journal_settle_ms=1_000), rig.clock,
+                              rig.deferred.append, cursor_secret="secret", pacer=pacer)
+        for n in range(3):
+            await rig.store.create(draft(f"m{n}", timestamp=1_000 + n))
+        scope = Scope("user", "u1")
+        page = await rig.store.list_page(scope, RangeQuery(order="desc", limit=10))
+        assert [m["id"] for m in page.messages] == ["m2", "m1", "m0"]
+        assert await rig.store.count(scope, MIN_SCORE, MAX_SCORE) == 3
+        for work in rig.deferred:  # never run: the isolate went away
+            if asyncio.iscoroutine(work):
+                work.close()
+
+    run(scenario())

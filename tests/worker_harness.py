@@ -39,6 +39,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -50,6 +51,7 @@ DEFAULT_CONFIG = REPO_ROOT / "wrangler.toml"
 # A stored value is written raw, without a trailing newline, so only a value that is exactly
 # this text would be mistaken for a missing key.
 _KV_NOT_FOUND = b"Value not found\n"
+KV_CLI_ATTEMPTS = 5  # the CLI can hit a busy SQLite file while the Worker writes it
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -268,15 +270,22 @@ class LocalWorker:
             "--persist-to", str(self.persist_dir),
             "--config", str(self.config),
         ]  # fmt: skip
-        done = subprocess.run(
-            cmd,
-            cwd=REPO_ROOT,
-            env=_wrangler_env(self.registry_dir),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        for attempt in range(KV_CLI_ATTEMPTS):
+            done = subprocess.run(
+                cmd,
+                cwd=REPO_ROOT,
+                env=_wrangler_env(self.registry_dir),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            # The CLI reads the simulator's SQLite file while the Worker writes it, and then
+            # sometimes fails with a 500 (SQLITE_BUSY inside): that is the tool, not the store.
+            output = done.stdout + done.stderr
+            if done.returncode == 0 or b"500 Internal Server Error" not in output:
+                break
+            time.sleep(0.2 * (attempt + 1))
         if done.returncode != 0:
             raise RuntimeError(
                 f"wrangler kv key {args[0]} failed ({done.returncode}): "
@@ -291,5 +300,10 @@ class LocalWorker:
 
     def kv_list(self, prefix: str = "", *, binding: str = "CHAT_KV") -> list[str]:
         """Names of the stored keys starting with ``prefix``, in KV order."""
+        return [k["name"] for k in self.kv_list_keys(prefix, binding=binding)]
+
+    def kv_list_keys(self, prefix: str = "", *, binding: str = "CHAT_KV") -> list[dict[str, Any]]:
+        """The stored keys starting with ``prefix`` as KV lists them: name, metadata if any."""
         args = ["list", *(["--prefix", prefix] if prefix else [])]
-        return [k["name"] for k in json.loads(self._kv(*args, binding=binding))]
+        keys: list[dict[str, Any]] = json.loads(self._kv(*args, binding=binding))
+        return keys

@@ -9,9 +9,9 @@ own key before it is acknowledged (see ``sorted_index.py``), so:
 * right after the last acknowledgement, with no sleep, a listing through *either* worker shows
   exactly the acknowledged, not-deleted messages in ``(timestamp, member)`` order, and both
   workers' counts agree with it;
-* after a short settle (reads schedule compactions), the head array ``user:chat:{uid}`` and each
-  ``conversation:chat:{cid}`` array equal the live set (it is far below ``head_max``, so the
-  whole set sits in the head);
+* after a short settle (reads schedule compactions), the index ``user:chat:{uid}`` and each
+  ``conversation:chat:{cid}`` hold exactly the live set (the head array, plus the segments its
+  manifest names once the head has spilled);
 * a moved timestamp is where the index puts the message (index == record): at once for an
   edit nobody raced (of two sequential PATCHes the later wins record and index), and once
   settled for two racing PATCHes, whichever of them won the record.
@@ -45,11 +45,11 @@ from chat_support import (
     count,
     ids,
     index_entries,
-    kv_get_many,
     list_all,
     ordered,
     page,
     scope_path,
+    stored_indexes,
 )
 from worker_harness import LocalWorker
 
@@ -447,8 +447,7 @@ def converge(
             list(pool.map(lambda job: list_all(pair[job[1]], expected[job[0]][1], order="asc",
                                                limit=100),
                           [(key, name) for key in pending for name in WORKERS]))
-        for key, raw in kv_get_many(worker, pending).items():
-            actual[key] = None if raw is None else json.loads(raw)
+        actual.update(stored_indexes(worker, pending))
         time.sleep(0.5)
 
 

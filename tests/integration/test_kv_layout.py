@@ -117,6 +117,19 @@ def test_index_arrays_converge_to_the_live_set(
     assert_indexes_converge(worker, client, list(by_id.values()), user, conversation)
 
 
+def test_a_burst_of_appends_reaches_the_array_with_no_read_to_trigger_it(
+    worker: LocalWorker, client: httpx.Client, unique_id: str
+) -> None:
+    """Compactions are paced (one per index per second per isolate): the writes of a burst
+    after the first wait for one compaction scheduled inside ``waitUntil``. Nothing reads the
+    index here, so only that scheduled compaction can bring the array up to date."""
+    live = [create(client, body(unique_id, f"m{i}", timestamp=1_000 + i)) for i in range(6)]
+    key = f"user:chat:{unique_id}"
+    array = poll(lambda: read_index(worker, key), lambda got: got == index_entries(live),
+                 timeout=CONVERGE_S)
+    assert array == index_entries(live)
+
+
 def test_erased_user_index_converges_to_empty(
     worker: LocalWorker, client: httpx.Client, unique_id: str
 ) -> None:
