@@ -17,7 +17,7 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
-from js import JSON, Headers, Object, Response, crypto, fetch
+from js import JSON, Headers, Object, Promise, Response, crypto, fetch
 from pyodide.ffi import JsException, create_proxy, to_js
 
 from access_jwt import AccessVerifier, access_certs_url
@@ -50,42 +50,77 @@ _pacer = CompactionPacer()
 MAX_JWKS_BYTES = 64 * 1024
 
 
+def _kv_error(exc: JsException) -> Exception:
+    """A failed KV call as our error: rate limited, transient, or (JS type errors) our bug."""
+    message = str(exc)
+    log.warning("KV operation failed: %s", message)
+    if "429" in message or "Too Many Requests" in message:
+        return KVRateLimited()
+    if message.startswith(("TypeError", "RangeError", "SyntaxError")):
+        bug: Exception = exc  # retrying cannot help, so it is a 500
+        return bug
+    return KVTransientError()
+
+
 def _js_object(value: dict[str, Any]) -> Any:
     return to_js(value, dict_converter=Object.fromEntries)
 
 
-def _py(value: Any) -> Any:
-    return value.to_py() if hasattr(value, "to_py") else value
-
-
 class WorkersKV:
-    """The ``CHAT_KV`` binding behind the ``KVStore`` protocol; JS failures become our errors."""
+    """The ``CHAT_KV`` binding behind the ``KVStore`` protocol; JS failures become our errors.
+
+    One per request. ``get_with_metadata`` calls made together (a page's records, gathered)
+    become one ``Promise.all`` and cross into Python as one JSON string: per-call FFI work (a
+    promise per await, a proxy per result, a metadata conversion) costs more than the KV read
+    itself in the local runtime. Each is still its own KV operation.
+    """
 
     def __init__(self, binding: Any) -> None:
         self._binding = binding
+        self._batch: dict[str, list[asyncio.Future[ValueWithMetadata | None]]] | None = None
 
     async def _call(self, operation: Awaitable[Any]) -> Any:
         try:
             return await operation
         except JsException as exc:
-            message = str(exc)
-            log.warning("KV operation failed: %s", message)
-            if "429" in message or "Too Many Requests" in message:
-                raise KVRateLimited() from None
-            if message.startswith(("TypeError", "RangeError", "SyntaxError")):
-                raise  # our bug, not KV's weather: retrying cannot help, so it is a 500
-            raise KVTransientError() from None
+            raise _kv_error(exc) from None
 
     async def get(self, key: str) -> str | None:
         value = await self._call(self._binding.get(key))
         return None if value is None else str(value)
 
     async def get_with_metadata(self, key: str) -> ValueWithMetadata | None:
-        result = await self._call(self._binding.getWithMetadata(key))
-        if result.value is None:
-            return None
-        metadata = _py(result.metadata) if result.metadata is not None else None
-        return ValueWithMetadata(str(result.value), metadata)
+        future: asyncio.Future[ValueWithMetadata | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        if self._batch is not None:  # another call of this tick fetches it
+            self._batch.setdefault(key, []).append(future)
+            return await future
+        self._batch = {key: [future]}
+        await asyncio.sleep(0)  # the other tasks of a gather() run up to their calls here
+        batch, self._batch = self._batch, None
+        await self._fetch(batch)
+        return await future
+
+    async def _fetch(
+        self, batch: dict[str, list[asyncio.Future[ValueWithMetadata | None]]]
+    ) -> None:
+        keys = list(batch)
+        try:
+            results = await Promise.all(to_js([self._binding.getWithMetadata(k) for k in keys]))
+            found = json.loads(str(JSON.stringify(results)))
+        except JsException as exc:
+            error = _kv_error(exc)
+            for futures in batch.values():
+                for future in futures:
+                    future.set_exception(error)
+            return
+        for key, result in zip(keys, found, strict=True):
+            value = result.get("value")
+            stored = None if value is None else ValueWithMetadata(str(value),
+                                                                  result.get("metadata"))
+            for future in batch[key]:
+                future.set_result(stored)
 
     async def put(
         self, key: str, value: str, *, metadata: Metadata | None = None,
@@ -107,7 +142,8 @@ class WorkersKV:
         options: dict[str, Any] = {"prefix": prefix, "limit": limit}
         if cursor:
             options["cursor"] = cursor
-        page = _py(await self._call(self._binding.list(_js_object(options))))
+        listed = await self._call(self._binding.list(_js_object(options)))
+        page = json.loads(str(JSON.stringify(listed)))  # one crossing, not one per key
         keys = [
             ListedKey(k["name"], k.get("metadata"), k.get("expiration")) for k in page["keys"]
         ]

@@ -51,8 +51,12 @@ may be stale; 60 s at the edge) and ``M`` = ``MAX_COMPACTION_MS``:
 
 Per request, a read touches the root, one journal listing, and only the manifest and segments
 its range overlaps; a compaction rewrites the root and at most the few segments its ops touch.
-Compactions run after writes and reads (deferred past the response where the runtime allows);
-a failed or rate-limited root write is harmless because the journal still holds everything.
+When the head outgrows ``head_max`` it spills into the newest segment (split in two once that
+passes ``segment_max``), so segments stay between half and all of ``segment_max`` and the
+manifest stays short. Compactions run after writes and reads (deferred past the response, and
+paced by ``compaction_pacer``); a failed or rate-limited root write is harmless because the
+journal still holds everything. Segments and manifests being immutable, an isolate may keep
+parsed copies (``object_cache``).
 """
 
 from __future__ import annotations
