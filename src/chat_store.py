@@ -35,7 +35,7 @@ from cursor import CursorCodec, CursorScope
 from errors import Conflict, NotFound, StorageUnavailable
 from ids import new_ulid
 from jsonutil import dumps, is_int
-from kv import KVStore
+from kv import KVStore, ValueWithMetadata, get_many_with_metadata
 from sorted_index import IndexObjects, IndexStore, IndexView, Layout, Op
 from sortedset import Entry
 from validation import MessageDraft, MessagePatch, RangeQuery
@@ -158,12 +158,7 @@ class ChatStore:
 
     async def _load(self, message_id: str) -> Stored | None:
         found = await self._kv.get_with_metadata(message_key(message_id))
-        if found is None:
-            return None
-        raw_history = (found.metadata or {}).get("p")
-        history = raw_history if isinstance(raw_history, list) else []
-        scores = tuple(s for s in history if is_int(s))
-        return Stored(json.loads(found.value), scores[:MAX_POSITION_HISTORY])
+        return None if found is None else _stored(found)
 
     async def _save(self, message: Message, history: tuple[int, ...] = ()) -> None:
         # Absent fields are omitted rather than null: other readers rely on the layout.
@@ -339,10 +334,8 @@ class ChatStore:
         return view
 
     async def _fetch(self, entries: Iterable[Entry]) -> list[Stored | None]:
-        loaded = await asyncio.gather(
-            *(self._load(e.member[len(MESSAGE_PREFIX):]) for e in entries)
-        )
-        return list(loaded)
+        found = await get_many_with_metadata(self._kv, [e.member for e in entries])
+        return [None if f is None else _stored(f) for f in found]
 
     async def list_page(self, scope: Scope, query: RangeQuery) -> Page:
         view = await self._view(scope)
@@ -437,6 +430,13 @@ class ChatStore:
         deleted = sum(1 for s in found if s is not None)
         remaining = await view.zcount() - len(entries) if more else 0
         return EraseResult(deleted, remaining)
+
+
+def _stored(found: ValueWithMetadata) -> Stored:
+    raw_history = (found.metadata or {}).get("p")
+    history = raw_history if isinstance(raw_history, list) else []
+    scores = tuple(s for s in history if is_int(s))
+    return Stored(json.loads(found.value), scores[:MAX_POSITION_HISTORY])
 
 
 async def _none() -> None:

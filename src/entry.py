@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,15 +69,13 @@ def _js_object(value: dict[str, Any]) -> Any:
 class WorkersKV:
     """The ``CHAT_KV`` binding behind the ``KVStore`` protocol; JS failures become our errors.
 
-    One per request. ``get_with_metadata`` calls made together (a page's records, gathered)
-    become one ``Promise.all`` and cross into Python as one JSON string: per-call FFI work (a
-    promise per await, a proxy per result, a metadata conversion) costs more than the KV read
-    itself in the local runtime. Each is still its own KV operation.
+    Results cross into Python as JSON text (one string, parsed by ``json``) rather than as JS
+    proxies converted field by field, and a page's record reads are one ``Promise.all``
+    (``kv.BatchReads``): each awaited JS promise costs an event-loop trip in Pyodide.
     """
 
     def __init__(self, binding: Any) -> None:
         self._binding = binding
-        self._batch: dict[str, list[asyncio.Future[ValueWithMetadata | None]]] | None = None
 
     async def _call(self, operation: Awaitable[Any]) -> Any:
         try:
@@ -90,37 +88,18 @@ class WorkersKV:
         return None if value is None else str(value)
 
     async def get_with_metadata(self, key: str) -> ValueWithMetadata | None:
-        future: asyncio.Future[ValueWithMetadata | None] = (
-            asyncio.get_running_loop().create_future()
-        )
-        if self._batch is not None:  # another call of this tick fetches it
-            self._batch.setdefault(key, []).append(future)
-            return await future
-        self._batch = {key: [future]}
-        await asyncio.sleep(0)  # the other tasks of a gather() run up to their calls here
-        batch, self._batch = self._batch, None
-        await self._fetch(batch)
-        return await future
+        [found] = await self.get_many_with_metadata([key])
+        return found
 
-    async def _fetch(
-        self, batch: dict[str, list[asyncio.Future[ValueWithMetadata | None]]]
-    ) -> None:
-        keys = list(batch)
-        try:
-            results = await Promise.all(to_js([self._binding.getWithMetadata(k) for k in keys]))
-            found = json.loads(str(JSON.stringify(results)))
-        except JsException as exc:
-            error = _kv_error(exc)
-            for futures in batch.values():
-                for future in futures:
-                    future.set_exception(error)
-            return
-        for key, result in zip(keys, found, strict=True):
-            value = result.get("value")
-            stored = None if value is None else ValueWithMetadata(str(value),
-                                                                  result.get("metadata"))
-            for future in batch[key]:
-                future.set_result(stored)
+    async def get_many_with_metadata(
+        self, keys: Sequence[str]
+    ) -> list[ValueWithMetadata | None]:
+        reads = to_js([self._binding.getWithMetadata(key) for key in keys])
+        results = json.loads(str(JSON.stringify(await self._call(Promise.all(reads)))))
+        return [
+            None if r.get("value") is None else ValueWithMetadata(r["value"], r.get("metadata"))
+            for r in results
+        ]
 
     async def put(
         self, key: str, value: str, *, metadata: Metadata | None = None,

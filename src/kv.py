@@ -8,8 +8,10 @@ object that KV keeps beside the value and returns from ``list`` without a second
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 # Workers KV limits (https://developers.cloudflare.com/kv/platform/limits/).
 MAX_KEY_BYTES = 512
@@ -62,3 +64,23 @@ class KVStore(Protocol):
     async def list(
         self, *, prefix: str = "", limit: int = MAX_LIST_LIMIT, cursor: str | None = None
     ) -> ListPage: ...
+
+
+@runtime_checkable
+class BatchReads(Protocol):
+    """Optional: a store that can issue several reads in one call (still one KV operation per
+    key). In Pyodide every awaited JS promise is a trip through the event loop, which costs more
+    than the read itself in the local runtime; one call for a page's records avoids 50."""
+
+    async def get_many_with_metadata(
+        self, keys: Sequence[str]
+    ) -> list[ValueWithMetadata | None]: ...
+
+
+async def get_many_with_metadata(
+    kv: KVStore, keys: Sequence[str]
+) -> list[ValueWithMetadata | None]:
+    """``get_with_metadata`` of every key, in order: batched where the store can, else at once."""
+    if isinstance(kv, BatchReads):
+        return await kv.get_many_with_metadata(keys)
+    return list(await asyncio.gather(*(kv.get_with_metadata(key) for key in keys)))

@@ -11,12 +11,19 @@ propagates as ``StorageUnavailable`` and the client gets 503 with ``Retry-After`
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from errors import StorageUnavailable
-from kv import MAX_LIST_LIMIT, KVStore, ListPage, Metadata, ValueWithMetadata
+from kv import (
+    MAX_LIST_LIMIT,
+    KVStore,
+    ListPage,
+    Metadata,
+    ValueWithMetadata,
+    get_many_with_metadata,
+)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -59,6 +66,11 @@ class RetryingKV:
 
     async def get_with_metadata(self, key: str) -> ValueWithMetadata | None:
         return await self._retry(lambda: self._inner.get_with_metadata(key))
+
+    async def get_many_with_metadata(
+        self, keys: Sequence[str]
+    ) -> list[ValueWithMetadata | None]:
+        return await self._retry(lambda: get_many_with_metadata(self._inner, keys))
 
     async def put(
         self, key: str, value: str, *, metadata: Metadata | None = None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import statistics
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import pytest
@@ -15,7 +15,15 @@ from app_harness import TOKEN, Reply, message_body
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
 from fault_harness import FaultHarness
 from faulty_kv import FaultyKV
-from kv import MAX_LIST_LIMIT, KVStore, ListPage, Metadata, ValueWithMetadata
+from kv import (
+    MAX_LIST_LIMIT,
+    BatchReads,
+    KVStore,
+    ListPage,
+    Metadata,
+    ValueWithMetadata,
+    get_many_with_metadata,
+)
 from memory_kv import KVLimitError, MemoryKV
 from resilient_kv import RetryingKV, RetryPolicy
 
@@ -314,3 +322,33 @@ def test_a_kv_error_without_retrying_is_also_503(error: type[StorageUnavailable]
     h.use(Broken())
     reply = h.request("GET", "/v1/messages/m1", token=TOKEN)
     assert_storage_unavailable(reply)
+
+
+class ScriptedBatches(Scripted):
+    """``Scripted`` that also reads several keys in one call, like the Workers adapter."""
+
+    async def get_many_with_metadata(
+        self, keys: Sequence[str]
+    ) -> list[ValueWithMetadata | None]:
+        return await self._call(lambda: get_many_with_metadata(self.inner, keys))
+
+
+@pytest.mark.parametrize("error", [KVRateLimited, KVTransientError], ids=["429", "transient"])
+def test_a_batch_of_reads_is_retried_as_one_call(error: type[StorageUnavailable]) -> None:
+    inner = ScriptedBatches([error(), error()])
+    run(inner.inner.put("a", "A", metadata={"m": 1}))
+    run(inner.inner.put("c", "C"))
+    sleeps = Sleeps()
+    kv = RetryingKV(inner, sleeps, rng=random.Random(0))
+    found = run(get_many_with_metadata(kv, ["c", "b", "a"]))
+    assert found == [ValueWithMetadata("C", None), None, ValueWithMetadata("A", {"m": 1})]
+    assert inner.calls == 3
+    assert kv.retries == len(sleeps.delays) == 2
+
+
+def test_a_store_without_batches_gets_each_key_in_order() -> None:
+    inner = MemoryKV()
+    run(inner.put("x", "X"))
+    assert not isinstance(inner, BatchReads)
+    assert run(get_many_with_metadata(inner, ["y", "x"])) == [None, ValueWithMetadata("X", None)]
+    assert inner.reads == 2, "still one KV operation per key"
