@@ -89,10 +89,11 @@ OP_LABELS = {
     "deep_page": "page 100 of 50",
     "floor_append": "JS floor: append",
     "floor_read": "JS floor: newest-50 read",
+    "floor_read10": "JS floor: newest-10 read",
     "floor_list": "JS floor: one KV list (journal prefix)",
 }
 FLOOR_OF = {"append": "floor_append", "newest50": "floor_read"}
-FLOOR_OPS = ("floor_append", "floor_read", "floor_list")
+FLOOR_OPS = ("floor_append", "floor_read", "floor_read10", "floor_list")
 READS = {"newest50", "range_mid", "count", "deep_page"}
 TARGET_SCALE = 1.3
 TARGET_FLOOR = {"append": 3.0, "newest50": 2.0}
@@ -554,8 +555,12 @@ def measure_size(chat: LocalWorker, floor: LocalWorker, size: int, timer: Timer,
         def floor_list(i: int) -> None:  # what our journal listing costs the KV simulator
             floor_call("GET", "/list", {"prefix": f"idx:log:user:chat:{user}:"}, 200)
 
+        def floor_read10(i: int) -> None:  # what a 10-message history's read fetches
+            body = floor_call("GET", "/read", {"user": floor_user, "limit": 10}, 200)
+            assert len(body["messages"]) == 10, body
+
         for fop, call in (("floor_append", floor_append), ("floor_read", floor_read),
-                          ("floor_list", floor_list)):
+                          ("floor_read10", floor_read10), ("floor_list", floor_list)):
             retries[0] = 0
             result = timer.run(fop, size, floor, call)
             if retries[0]:
@@ -798,6 +803,11 @@ def evaluate(data: dict[str, Any]) -> list[str]:
         if ref is not None and small < PAGE and op in READS and (op, ref) in res:
             line += (f"; vs {ref:,} (full pages): "
                      f"{res[(op, big)]['median_ms'] / res[(op, ref)]['median_ms']:.2f}x")
+        floor10 = data["floor_pooled"].get("floor_read10")
+        if floor10 is not None and small < PAGE and op in READS - {"count"}:
+            floor50 = data["floor_pooled"]["floor_read"]["median_ms"]
+            line += (f"; the JS floor itself goes from {floor10['median_ms']:.1f} ms for 10 "
+                     f"records to {floor50:.1f} ms for 50 ({floor50 / floor10['median_ms']:.2f}x)")
         out.append(line)
     for op, target in TARGET_FLOOR.items():
         floor = data["floor_pooled"][FLOOR_OF[op]]["median_ms"]

@@ -2,8 +2,9 @@
 //
 // POST /append?user=U  -> put the message record (a ~300-byte JSON body, like chat-store's
 //                         `chat:{id}`), then put one small index key; 201 {"id": n}.
-// GET  /read?user=U    -> get one small key (the index), then the 50 newest records with 50
-//                         gets in parallel; 200 {"messages": [...50 records...]}.
+// GET  /read?user=U[&limit=N]
+//                      -> get one small key (the index), then the 50 (or N) newest records
+//                         with that many gets in parallel; 200 {"messages": [...records...]}.
 // GET  /list?prefix=P  -> one KV list of prefix P (the journal listing every chat-store read
 //                         and compaction makes, which the floor's read does not): 200 {"keys": n}.
 // GET  /health         -> 200 "ok".
@@ -51,8 +52,9 @@ async function read(url, env) {
   if (index === null) {
     return Response.json({ messages: [] });
   }
+  const limit = Number(url.searchParams.get("limit") || PAGE);
   const keys = [];
-  for (let n = index.newest; n > index.newest - PAGE; n--) {
+  for (let n = index.newest; n > index.newest - limit; n--) {
     keys.push(messageKey(user, n));
   }
   const values = await Promise.all(keys.map((key) => env.CHAT_KV.get(key)));
