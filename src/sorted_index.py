@@ -542,22 +542,21 @@ class IndexStore:
     def _pending(self, view: IndexView) -> set[str]:
         """Overlaid members whose final state the stored snapshot may not show yet.
 
-        Within the settle window every compaction sees the same unfolded ops again. A stored
-        snapshot holds each member once, so a member the head shows at its final position was
-        removed everywhere else by the compaction that put it there; a removed member that the
-        head lacks, with every known position inside the head's range, is gone for good.
+        Within the settle window every compaction sees the same unfolded ops again. When every
+        position a member is known to have had lies in the head's range, the head alone says
+        where it is: if that is its final state (at its final score, or absent if removed),
+        there is nothing to do. A position in a segment, or hints still unread (ops only in a
+        journal value), means a segment may hold a copy: that member is folded again.
         """
         head, head_lo = view.root.head, view.root.head_lo
-        hints_complete = all(j.ops is not None for j in view.journal)
+        if not all(j.ops is not None for j in view.journal):
+            return set(view.overlay)
         pending: set[str] = set()
         for member, final in view.overlay.items():
-            if final is not None:
-                done = final >= head_lo and head.score(member) == final.score
-            else:
-                done = hints_complete and member not in head and all(
-                    Entry(s, member) >= head_lo for s in view.positions[member]
-                )
-            if not done:
+            in_head_range = all(Entry(s, member) >= head_lo for s in view.positions[member])
+            shown = (member not in head if final is None
+                     else head.score(member) == final.score)
+            if not (in_head_range and shown):
                 pending.add(member)
         return pending
 
