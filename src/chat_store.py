@@ -8,16 +8,15 @@ Layout (fixed; other systems read it):
 - ``user:chat:{user_id}`` and ``conversation:chat:{conversation_id}``: sorted-set indexes of
   ``{"score": timestamp, "member": "chat:{id}"}`` (see ``sorted_index.py``).
 
-Write order keeps every crash point harmless. The record always changes first and its index
-entries follow, so a crash can only leave *extra or stale* index entries, never a live message
-that its indexes (and so listings, counts after repair, and erase) cannot find: a new message
-is written before its index entries (a crash leaves an unlisted, unacknowledged message, and a
-replay of the create journals them again); a deleted message's record goes before its index
-entries (readers skip entries whose record is gone); a moved message's record remembers its
-previous timestamps in KV metadata (``"p"``), so later ops still find an entry a crashed move
-left behind. Readers skip index entries whose
-message is gone. The record is the truth: a reader that finds a *settled* index entry (folded at
-least ``settle_ms`` ago, so no cache can hide a newer record) disagreeing with its record journals
+Write order keeps every crash point harmless: a crash can only leave *extra or stale* index
+entries, never a live message that its indexes (and so listings, counts after repair, and erase)
+cannot find. A new message's index entries are journaled before its record is written (a crash
+leaves entries whose record never came, which readers skip and repair, and a replay of the
+create writes both again); a deleted message's record goes before its index entries (readers
+skip entries whose record is gone); a moved message's record remembers its previous timestamps
+in KV metadata (``"p"``), so later ops still find an entry a crashed move left behind. The
+record is the truth: a reader that finds a *settled* index entry (folded at least
+``settle_ms`` ago, so no cache can hide a newer record) disagreeing with its record journals
 the correction. Index compaction is handed to ``defer`` so it runs after the response.
 """
 
@@ -219,11 +218,11 @@ class ChatStore:
                     f"{where}message {draft.id!r} already exists with different fields",
                     index=index,
                 )
-        fresh = [m for m, new in zip(messages, created, strict=True) if new]
-        await asyncio.gather(*(self._save(m) for m in fresh))
-        # Replays are journaled again: the first attempt may have saved the record and then
-        # failed before its index writes, and this 200 must not acknowledge a message that no
-        # listing shows. Re-adding a member at its score changes nothing otherwise.
+        # Index entries first, then records: a request that dies in between leaves entries
+        # without a record (skipped by readers, repaired), never a record that no index, and
+        # so no listing or erase, can find. Replays are journaled again too: this 200 must not
+        # acknowledge a message that no listing shows, and re-adding a member at its score
+        # changes nothing otherwise.
         ops: dict[str, list[Op]] = {}
         for message, new in zip(messages, created, strict=True):
             score = message["timestamp"]
@@ -232,6 +231,8 @@ class ChatStore:
             for index_key in indexes_of(message):
                 ops.setdefault(index_key, []).append(add)
         await self._journal(ops)
+        fresh = [m for m, new in zip(messages, created, strict=True) if new]
+        await asyncio.gather(*(self._save(m) for m in fresh))
         return messages, created
 
     async def _stored(self, message_id: str, owner: str | None) -> Stored:

@@ -341,11 +341,15 @@ async def _assert_listings(h: FaultHarness, expected: Expectation, stage: str) -
         count = await h.acount(path)
         if stage == "crashed":
             # Also the unacknowledged op's targets: a delete that crashed after removing the
-            # record may still be counted (not listed) until its retry or a repair.
+            # record, or a create that crashed after journaling its entries but before writing
+            # the record, may still be counted (not listed) until its retry or a repair.
             maybe = {i for i, m in stored.items() if i not in certain_ids} | set(
                 expected.uncertain
             )
-            assert len(certain) <= count <= len(certain) + len(maybe), (where, count)
+            unwritten = [d for d in expected.drafts
+                         if d.get("id") not in maybe and in_scope(d, kind, scope_id)]
+            assert len(certain) <= count <= len(certain) + len(maybe) + len(unwritten), (
+                where, count)
             stored_index(h.memory, index_key(kind, scope_id))  # referenced objects exist
             continue
         live = live_positions(stored.values(), kind, scope_id)
@@ -479,36 +483,64 @@ def test_crash_then_client_retry(name: str, k: int) -> None:
 # -- specific orderings -----------------------------------------------------------------------
 
 
-def test_crash_between_record_and_index_write_leaves_a_findable_unlisted_message() -> None:
-    """The store writes a new message before its index entries: a crash in between leaves a
-    message GET finds but no listing or count shows, until a reindex lists it."""
+def test_crash_between_index_and_record_write_leaves_no_record_an_erase_could_miss() -> None:
+    """The store journals a new message's index entries before its record: a crash in between
+    leaves entries whose record never came (listings skip them, a reindex drops them), never a
+    record that no index knows, which listings, counts and erase could not find. The client's
+    retry then writes the message."""
 
     async def scenario() -> None:
         h, _ = fresh()
         body = message_body(id="late", user_id="u3", conversation_id="c3", timestamp=42)
-        # op 0 looks for an existing "late", op 1 writes the record, op 2 the first journal.
-        faulty = FaultyKV(h.memory, seed=0, fail_at=2)
+        # op 0 looks for an existing "late", ops 1-2 journal its two index entries, op 3 would
+        # write the record.
+        faulty = FaultyKV(h.memory, seed=0, fail_at=3)
         h.use(faulty)
         reply = await h.arequest("POST", "/v1/messages", json_body=body)
         assert_storage_unavailable(reply)
-        assert [(r.method, r.key) for r in faulty.log[:2]] == [
-            ("get_with_metadata", f"{MESSAGE_PREFIX}late"),  # the record and its positions
-            ("put", f"{MESSAGE_PREFIX}late"),
-        ]
+        assert [r.method for r in faulty.log[:4]] == ["get_with_metadata", "put", "put", "put"]
+        assert all(r.key.startswith("idx:log:") for r in faulty.log[1:3])
+        assert faulty.log[3].key == f"{MESSAGE_PREFIX}late"
         h.heal()
-        got = await h.arequest("GET", "/v1/messages/late")
-        assert got.status == 200 and got.json["message"]["content"] == "hello"
+        assert (await h.arequest("GET", "/v1/messages/late")).status == 404
+        assert f"{MESSAGE_PREFIX}late" not in h.memory.snapshot()
         for path in ("users/u3", "conversations/c3"):
             assert await h.alist_all(path) == []
-            assert await h.acount(path) == 0
+        h.advance_past_settle()  # the operator's repair: settle, then reindex
         for kind, scope_id in (("user", "u3"), ("conversation", "c3")):
-            assert (await h.areindex(kind, scope_id)).json["entries"] == 1
+            assert (await h.areindex(kind, scope_id)).json["entries"] == 0
+        for path in ("users/u3", "conversations/c3"):
+            assert await h.acount(path) == 0
+        assert (await h.arequest("POST", "/v1/messages", json_body=body)).status == 201
         for path in ("users/u3", "conversations/c3"):
             assert [m["id"] for m in await h.alist_all(path)] == ["late"]
             assert await h.acount(path) == 1
         h.advance_past_settle()
         await touch_every_scope(h)
         assert stored_index(h.memory, "user:chat:u3").entries == [(42, "chat:late")]
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("crash_at", range(1, 5))
+def test_an_erase_after_a_crashed_create_leaves_none_of_its_records(crash_at: int) -> None:
+    """Whatever KV operation a create dies at, the erases of its user and its conversation
+    that follow leave no record of theirs behind: a message the indexes cannot find would
+    survive them (and come back with the next reindex)."""
+
+    async def scenario() -> None:
+        h, _ = fresh()
+        body = message_body(id="late", user_id="u3", conversation_id="c3", timestamp=42)
+        h.use(FaultyKV(h.memory, seed=0, fail_at=crash_at))
+        reply = await h.arequest("POST", "/v1/messages", json_body=body)
+        assert reply.status in (201, 503), reply.body
+        h.heal()
+        for scope in ("users/u3", "conversations/c3"):
+            erased = await h.arequest("DELETE", f"/v1/{scope}/messages")
+            assert erased.status == 200 and erased.json["remaining"] == 0, erased.body
+        left = [m["id"] for m in records(h.memory).values()
+                if m["user_id"] == "u3" or m.get("conversation_id") == "c3"]
+        assert left == []
 
     run(scenario())
 

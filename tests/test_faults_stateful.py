@@ -18,8 +18,9 @@ between the solid messages and the solid plus doubtful ones. The ``repair`` rule
 everything, compact) resolves every doubt: the indexes, as stored, must then equal the records.
 
 A 2xx create, first time or replayed, means listed. Deliberately lenient: an edit that keeps the
-timestamp (it journals nothing) does not make a doubtful index certain again. Deliberately strict:
-an acknowledged erase removes every message of the scope, doubtful or not.
+timestamp (it journals nothing) does not make a doubtful index certain again, and an erase does
+not make a doubtful message's entries in other scopes certain. Deliberately strict: an
+acknowledged erase removes the record of every message of the scope, doubtful or not.
 """
 
 from __future__ import annotations
@@ -318,8 +319,13 @@ class FaultyStore(RuleBasedStateMachine):
             assert reply.json["deleted"] <= sum(1 for i in members
                                                 if self.tracked[i].states != [None])
             for message_id in members:  # erased: every message of the scope, from everywhere
-                self.tracked[message_id].states = [None]
-                self.tracked[message_id].indexed = True
+                known = self.tracked[message_id]
+                # Its record is gone for sure. Its entries in *other* scopes are certain only if
+                # the erase found the record to learn them: one that a crashed request had
+                # already removed (or never wrote) may be counted there until a retry of that
+                # request or a repair, like any crashed delete.
+                known.indexed = known.solid
+                known.states = [None]
         else:
             for message_id in members:
                 self.tracked[message_id].doubt(None)
