@@ -23,6 +23,7 @@ the correction. Index compaction is handed to ``defer`` so it runs after the res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -232,8 +233,38 @@ class ChatStore:
                 ops.setdefault(index_key, []).append(add)
         await self._journal(ops)
         fresh = [m for m, new in zip(messages, created, strict=True) if new]
-        await asyncio.gather(*(self._save(m) for m in fresh))
+        saved = await asyncio.gather(*(self._save(m) for m in fresh), return_exceptions=True)
+        failure = next((e for e in saved if isinstance(e, BaseException)), None)
+        if failure is not None:
+            # A client that chose the ids sends them again (and so completes the message); a
+            # server-made id is never seen again, so its entries are withdrawn, lest they be
+            # counted until a repair. Nobody else can be writing a fresh ULID.
+            fresh_ids = {m["id"] for m in fresh}
+            await self._withdraw([m for m, d in zip(messages, drafts, strict=True)
+                                  if d.id is None and m["id"] in fresh_ids])
+            raise failure
         return messages, created
+
+    async def _withdraw(self, messages: list[Message]) -> None:
+        """Best effort, after a failed create: delete each record that may have been written,
+        then journal the removal of the entries whose record is surely gone. An entry whose
+        record could not be deleted stays, so that an erase still finds the record."""
+
+        async def delete(message: Message) -> bool:
+            try:
+                await self._kv.delete(message_key(message["id"]))
+            except StorageUnavailable:
+                return False
+            return True
+
+        gone = await asyncio.gather(*(delete(m) for m in messages))
+        ops: dict[str, list[Op]] = {}
+        for message, deleted in zip(messages, gone, strict=True):
+            for index_key in indexes_of(message) if deleted else []:
+                ops.setdefault(index_key, []).append(
+                    Op.rem(message_key(message["id"]), message["timestamp"]))
+        with contextlib.suppress(StorageUnavailable):
+            await self._journal(ops)
 
     async def _stored(self, message_id: str, owner: str | None) -> Stored:
         stored = await self._load(message_id)

@@ -522,6 +522,40 @@ def test_crash_between_index_and_record_write_leaves_no_record_an_erase_could_mi
     run(scenario())
 
 
+@pytest.mark.parametrize("with_id", [False, True], ids=["server-id", "client-id"])
+def test_a_create_whose_record_write_fails_leaves_no_counted_entry_behind(with_id: bool) -> None:
+    """The index entries go first; when the record write then fails, a server-made id would
+    never be sent again, so the create withdraws its entries before answering 503: counts stay
+    equal to listings at once. A client id keeps them: its retry completes the message."""
+
+    async def scenario() -> None:
+        h, _ = fresh()
+        fields: dict[str, Any] = {"user_id": "u3", "conversation_id": "c3", "timestamp": 42}
+        if with_id:
+            fields["id"] = "late"
+        # (a read for a client id,) two journal puts, then the record put: only that one fails.
+        record_put = 3 if with_id else 2
+        faulty = FaultyKV(h.memory, seed=0, fail_at=record_put, crash=False)
+        h.use(faulty)
+        reply = await h.arequest("POST", "/v1/messages", json_body=message_body(**fields))
+        assert_storage_unavailable(reply)
+        assert faulty.log[record_put].key.startswith(MESSAGE_PREFIX)
+        h.heal()
+        for path in ("users/u3", "conversations/c3"):
+            assert await h.alist_all(path) == []
+            assert await h.acount(path) == (1 if with_id else 0)
+        if with_id:  # the retry the 503 asks for
+            again = await h.arequest("POST", "/v1/messages", json_body=message_body(**fields))
+            assert again.status == 201
+            for path in ("users/u3", "conversations/c3"):
+                assert [m["id"] for m in await h.alist_all(path)] == ["late"]
+                assert await h.acount(path) == 1
+        else:
+            assert not [m for m in records(h.memory).values() if m["user_id"] == "u3"]
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("crash_at", range(1, 5))
 def test_an_erase_after_a_crashed_create_leaves_none_of_its_records(crash_at: int) -> None:
     """Whatever KV operation a create dies at, the erases of its user and its conversation
