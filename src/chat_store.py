@@ -231,18 +231,21 @@ class ChatStore:
                          history.get(message["id"], ()))
             for index_key in indexes_of(message):
                 ops.setdefault(index_key, []).append(add)
-        await self._journal(ops)
         fresh = [m for m, new in zip(messages, created, strict=True) if new]
-        saved = await asyncio.gather(*(self._save(m) for m in fresh), return_exceptions=True)
-        failure = next((e for e in saved if isinstance(e, BaseException)), None)
-        if failure is not None:
+        try:
+            await self._journal(ops)
+            saved = await asyncio.gather(*(self._save(m) for m in fresh),
+                                         return_exceptions=True)
+            failure = next((e for e in saved if isinstance(e, BaseException)), None)
+            if failure is not None:
+                raise failure
+        except StorageUnavailable:
             # A client that chose the ids sends them again (and so completes the message); a
             # server-made id is never seen again, so its entries are withdrawn, lest they be
             # counted until a repair. Nobody else can be writing a fresh ULID.
-            fresh_ids = {m["id"] for m in fresh}
             await self._withdraw([m for m, d in zip(messages, drafts, strict=True)
-                                  if d.id is None and m["id"] in fresh_ids])
-            raise failure
+                                  if d.id is None])
+            raise
         return messages, created
 
     async def _withdraw(self, messages: list[Message]) -> None:

@@ -522,28 +522,34 @@ def test_crash_between_index_and_record_write_leaves_no_record_an_erase_could_mi
     run(scenario())
 
 
+@pytest.mark.parametrize("failing", ["record", "second journal"])
 @pytest.mark.parametrize("with_id", [False, True], ids=["server-id", "client-id"])
-def test_a_create_whose_record_write_fails_leaves_no_counted_entry_behind(with_id: bool) -> None:
-    """The index entries go first; when the record write then fails, a server-made id would
-    never be sent again, so the create withdraws its entries before answering 503: counts stay
-    equal to listings at once. A client id keeps them: its retry completes the message."""
+def test_a_create_whose_write_fails_leaves_no_counted_entry_behind(
+    with_id: bool, failing: str
+) -> None:
+    """The index entries go first, then the record; when one of those writes fails, a
+    server-made id would never be sent again, so the create withdraws its entries before
+    answering 503: counts stay equal to listings at once. A client id keeps them: its retry
+    completes the message."""
 
     async def scenario() -> None:
         h, _ = fresh()
         fields: dict[str, Any] = {"user_id": "u3", "conversation_id": "c3", "timestamp": 42}
         if with_id:
             fields["id"] = "late"
-        # (a read for a client id,) two journal puts, then the record put: only that one fails.
-        record_put = 3 if with_id else 2
-        faulty = FaultyKV(h.memory, seed=0, fail_at=record_put, crash=False)
+        # (a read for a client id,) two journal puts, then the record put: only one fails.
+        at = (1 if failing == "second journal" else 2) + (1 if with_id else 0)
+        faulty = FaultyKV(h.memory, seed=0, fail_at=at, crash=False)
         h.use(faulty)
         reply = await h.arequest("POST", "/v1/messages", json_body=message_body(**fields))
         assert_storage_unavailable(reply)
-        assert faulty.log[record_put].key.startswith(MESSAGE_PREFIX)
+        expected_key = MESSAGE_PREFIX if failing == "record" else "idx:log:conversation:"
+        assert faulty.log[at].key.startswith(expected_key)
         h.heal()
         for path in ("users/u3", "conversations/c3"):
             assert await h.alist_all(path) == []
-            assert await h.acount(path) == (1 if with_id else 0)
+            entries = 1 if with_id and (failing == "record" or path == "users/u3") else 0
+            assert await h.acount(path) == entries
         if with_id:  # the retry the 503 asks for
             again = await h.arequest("POST", "/v1/messages", json_body=message_body(**fields))
             assert again.status == 201
