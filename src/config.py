@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sorted_index import Layout
+
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -58,10 +60,10 @@ class Config:
     # journal at least ``journal_settle_ms`` after the entry was written has itself been visible
     # for that long (see sorted_index.py for the argument). 60 s covers KV's read cache at the edge.
     journal_settle_ms: int = 60_000
-    # Index layout (see sorted_index.Layout): small values in tests force segments early.
-    index_head_max: int = 128
-    index_head_keep: int = 64
-    index_segment_max: int = 2048
+    # Index layout, defaulting to sorted_index.Layout's: small values in tests force segments.
+    index_head_max: int = Layout.head_max
+    index_head_keep: int = Layout.head_keep
+    index_segment_max: int = Layout.segment_max
     # User tokens (HS256 JWTs) are accepted only when a secret is set.
     jwt_secret: str | None = None
     jwt_issuer: str | None = None
