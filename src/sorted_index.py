@@ -530,12 +530,11 @@ class IndexStore:
             return False  # e.g. 429 on a hot root at the edge: a later compaction catches up
 
     async def _compact(self, view: IndexView) -> bool:
-        now = self._clock_ms()
         wrote = False
-        if now - view.read_ms <= MAX_COMPACTION_MS and (
-            self._pending(view) or self._newly_folded(view)
-        ):
-            wrote = await self._fold(view)
+        if self._clock_ms() - view.read_ms <= MAX_COMPACTION_MS:
+            pending = self._pending(view)
+            if pending or self._newly_folded(view):
+                wrote = await self._fold(view, pending)
         await self._collect_journal(view)
         return wrote
 
@@ -560,8 +559,8 @@ class IndexStore:
                 pending.add(member)
         return pending
 
-    async def _fold(self, view: IndexView) -> bool:
-        positions = await self._all_positions(view, self._pending(view))
+    async def _fold(self, view: IndexView, pending: set[str]) -> bool:
+        positions = await self._all_positions(view, pending)
         # Every container that holds or will hold a pending member, by identity.
         touched: dict[str | None, SortedSet] = {}
         for member, scores in positions.items():
