@@ -178,9 +178,16 @@ class ChatStore:
     async def _journal(self, ops_by_index: dict[str, list[Op]]) -> None:
         await asyncio.gather(*(self._indexes.record(i, ops) for i, ops in ops_by_index.items()))
         for index in ops_by_index:
-            delay = self._pacer.plan(index, self._clock_ms())
-            if delay is not None:
-                self._defer(self._compact(index, delay))
+            self._compact_soon(index)
+
+    def _compact_soon(self, index: str, view: IndexView | None = None) -> None:
+        """Hand a compaction of ``index`` to ``defer``, paced: now (of ``view`` if given),
+        later, or not at all when one is already scheduled that will fold this too."""
+        delay = self._pacer.plan(index, self._clock_ms())
+        if delay == 0 and view is not None:
+            self._defer(self._indexes.compact(view))
+        elif delay is not None:
+            self._defer(self._compact(index, delay))
 
     async def _compact(self, index: str, delay_ms: int = 0) -> None:
         if delay_ms:
@@ -361,11 +368,7 @@ class ChatStore:
     async def _view(self, scope: Scope) -> IndexView:
         view = await self._indexes.read(scope.index)
         if self._indexes.wants_compaction(view):
-            delay = self._pacer.plan(scope.index, self._clock_ms())
-            if delay == 0:
-                self._defer(self._indexes.compact(view))
-            elif delay is not None:
-                self._defer(self._compact(scope.index, delay))
+            self._compact_soon(scope.index, view)
         return view
 
     async def _fetch(self, entries: Iterable[Entry]) -> list[Stored | None]:
