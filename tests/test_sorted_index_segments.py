@@ -57,6 +57,18 @@ class Harness:
         else:
             self.model.pop(op.member, None)
 
+    def record_gets(self) -> list[str]:
+        """From now on, the key of every ``get`` (segments, manifests, journal values)."""
+        gets: list[str] = []
+        original_get = self.kv.get
+
+        async def counting_get(key: str) -> str | None:
+            gets.append(key)
+            return await original_get(key)
+
+        self.kv.get = counting_get  # type: ignore[method-assign]
+        return gets
+
     def expected(self, lo: int, hi: int, rev: bool) -> list[Entry]:
         entries = sorted(Entry(s, m) for m, s in self.model.items() if lo <= s <= hi)
         return entries[::-1] if rev else entries
@@ -198,14 +210,7 @@ def test_a_compaction_reads_no_journal_value_its_view_already_read() -> None:
         journal_key = next(k for k in h.kv.snapshot() if k.startswith(JOURNAL_PREFIX))
         assert "ops" not in (h.kv.metadata_of(journal_key) or {})  # value-only entry
         view = await h.store.read(INDEX)
-        gets: list[str] = []
-        original_get = h.kv.get
-
-        async def counting_get(key: str) -> str | None:
-            gets.append(key)
-            return await original_get(key)
-
-        h.kv.get = counting_get  # type: ignore[method-assign]
+        gets = h.record_gets()
         assert await h.store.compact(view)
         assert journal_key not in gets
         h.model.update({f"chat:m{n:03d}": n for n in range(300)})
@@ -233,14 +238,7 @@ def test_a_head_only_compaction_does_not_read_the_manifest() -> None:
         # ...and this one changes only the head, with no garbage due and no room needed.
         await h.apply(Op.rem("chat:m12", 12))
         view = await h.store.read(INDEX)
-        gets: list[str] = []
-        original_get = h.kv.get
-
-        async def counting_get(key: str) -> str | None:
-            gets.append(key)
-            return await original_get(key)
-
-        h.kv.get = counting_get  # type: ignore[method-assign]
+        gets = h.record_gets()
         assert await h.store.compact(view)
         assert manifest_key not in gets
         assert (h.kv.metadata_of(INDEX) or {})["m"] == manifest_key

@@ -40,11 +40,8 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWorker]:
         # JOURNAL_SETTLE_MS: short enough that journal garbage collection is observable.
         vars={"API_TOKEN": API_TOKEN, "AUTH_DISABLED": "false", "JOURNAL_SETTLE_MS": "2000"},
     )
-    w.start()
-    try:
+    with w:
         yield w
-    finally:
-        w.stop()
 
 
 @pytest.fixture(scope="session")

@@ -122,11 +122,8 @@ def authz_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWork
             "RATE_LIMIT_RETRY_AFTER": RETRY_AFTER,
         },
     )
-    w.start()
-    try:
+    with w:
         yield w
-    finally:
-        w.stop()
 
 
 @pytest.fixture(scope="module")

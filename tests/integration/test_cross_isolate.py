@@ -301,12 +301,8 @@ def twin(worker: LocalWorker) -> Iterator[LocalWorker]:
     (inspector included) and its own dev registry.
     """
     assert worker.vars.get("JOURNAL_SETTLE_MS") == "2000", worker.vars  # CONVERGE_S assumes it
-    w = worker.sibling(vars=dict(worker.vars))
-    w.start()
-    try:
+    with worker.sibling(vars=dict(worker.vars)) as w:
         yield w
-    finally:
-        w.stop()
 
 
 @pytest.fixture(scope="module")

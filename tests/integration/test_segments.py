@@ -48,11 +48,8 @@ def seg_worker(worker: LocalWorker, api_token: str) -> Iterator[LocalWorker]:
         "INDEX_SEGMENT_MAX": str(SEGMENT_MAX),
         "JOURNAL_SETTLE_MS": str(SETTLE_MS),
     })
-    w.start()
-    try:
+    with w:
         yield w
-    finally:
-        w.stop()
 
 
 @pytest.fixture

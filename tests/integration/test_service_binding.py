@@ -19,11 +19,8 @@ EXAMPLE_CONFIG = REPO_ROOT / "examples" / "service-binding" / "wrangler.toml"
 @pytest.fixture(scope="module")
 def example_client(worker: LocalWorker, api_token: str) -> Iterator[LocalWorker]:
     w = worker.sibling(config=EXAMPLE_CONFIG, vars={"CHAT_STORE_TOKEN": api_token})
-    w.start()
-    try:
+    with w:
         yield w
-    finally:
-        w.stop()
 
 
 def test_roundtrip_through_binding(example_client: LocalWorker, unique_id: str) -> None:
