@@ -222,14 +222,6 @@ class Root:
         return metadata
 
 
-def apply_ops(zset: SortedSet, ops: Iterable[Op]) -> None:
-    for op in ops:
-        if op.kind == "add" and op.score is not None:
-            zset.zadd(op.member, op.score)
-        else:
-            zset.zrem(op.member)
-
-
 def journal_prefix(index: str) -> str:
     return f"{JOURNAL_PREFIX}{index}:"
 
