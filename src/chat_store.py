@@ -206,9 +206,9 @@ class ChatStore:
     async def create_many(self, drafts: Sequence[MessageDraft]) -> tuple[list[Message], list[bool]]:
         """All-or-nothing: conflicts are found before anything is written."""
         now = self._clock_ms()
-        existing = await asyncio.gather(
-            *(self._load(d.id) if d.id is not None else _none() for d in drafts)
-        )
+        ids = [d.id for d in drafts if d.id is not None]
+        by_id = dict(zip(ids, await self._fetch(message_key(i) for i in ids), strict=True))
+        existing = [None if d.id is None else by_id[d.id] for d in drafts]
         messages: list[Message] = []
         created: list[bool] = []
         history: dict[str, tuple[int, ...]] = {}
@@ -371,8 +371,10 @@ class ChatStore:
             self._compact_soon(scope.index, view)
         return view
 
-    async def _fetch(self, entries: Iterable[Entry]) -> list[Stored | None]:
-        found = await get_many_with_metadata(self._kv, [e.member for e in entries])
+    async def _fetch(self, members: Iterable[str]) -> list[Stored | None]:
+        """The records of ``members`` (``chat:{id}`` keys), in one batched read."""
+        keys = list(members)
+        found = await get_many_with_metadata(self._kv, keys) if keys else []
         return [None if f is None else _stored(f) for f in found]
 
     async def list_page(self, scope: Scope, query: RangeQuery) -> Page:
@@ -393,7 +395,8 @@ class ChatStore:
             )
             if not batch:
                 break
-            for entry, stored in zip(batch, await self._fetch(batch), strict=True):
+            fetched = await self._fetch(e.member for e in batch)
+            for entry, stored in zip(batch, fetched, strict=True):
                 message = stored.message if stored is not None else None
                 if message is not None:
                     found.append(message)
@@ -449,7 +452,7 @@ class ChatStore:
         entries = await view.zrange_by_score(limit=MAX_ERASE_PER_REQUEST + 1)
         more = len(entries) > MAX_ERASE_PER_REQUEST
         entries = entries[:MAX_ERASE_PER_REQUEST]
-        found = await self._fetch(entries)
+        found = await self._fetch(e.member for e in entries)
         ops: dict[str, list[Op]] = {scope.index: []}
         for entry, stored in zip(entries, found, strict=True):
             history = stored.history if stored is not None else ()
@@ -475,8 +478,3 @@ def _stored(found: ValueWithMetadata) -> Stored:
     history = raw_history if isinstance(raw_history, list) else []
     scores = tuple(s for s in history if is_int(s))
     return Stored(json.loads(found.value), scores[:MAX_POSITION_HISTORY])
-
-
-async def _none() -> None:
-    return None
-
