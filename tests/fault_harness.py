@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api import App
-from app_harness import START_MS, AppHarness, FakeClock, Reply
+from app_harness import START_MS, TOKEN, AppHarness, FakeClock, Reply
 from chat_store import MAX_POSITION_HISTORY, MESSAGE_PREFIX
 from config import Config
 from kv import KVStore
@@ -33,6 +33,10 @@ from sorted_index import JOURNAL_PREFIX, MANIFEST_PREFIX, MAX_COMPACTION_MS, SEG
 
 Message = dict[str, Any]
 Position = tuple[int, str]
+SETTLE_MS = 1_000
+# Tiny layout bounds, so that a few messages give indexes segments, a manifest and garbage.
+TINY_CONFIG = Config(api_token=TOKEN, journal_settle_ms=SETTLE_MS, index_head_max=4,
+                     index_head_keep=2, index_segment_max=3)
 
 
 async def settle_background() -> None:

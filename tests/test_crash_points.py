@@ -32,10 +32,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app_harness import TOKEN, FakeClock, Reply, message_body
+from app_harness import FakeClock, Reply, message_body
 from chat_store import MESSAGE_PREFIX
-from config import Config
 from fault_harness import (
+    TINY_CONFIG,
     FaultHarness,
     Message,
     client_fields,
@@ -52,10 +52,7 @@ from faulty_kv import FaultyKV
 from memory_kv import MemoryKV
 
 T = TypeVar("T")
-SETTLE_MS = 1_000
-# Tiny layout bounds, so that the seeded indexes have segments, a manifest and garbage.
-CONFIG = Config(api_token=TOKEN, journal_settle_ms=SETTLE_MS, index_head_max=4,
-                index_head_keep=2, index_segment_max=3)
+CONFIG = TINY_CONFIG
 USERS = ("u1", "u2", "u3")
 CONVERSATIONS = ("c1", "c2", "c3")
 SCOPES = [("user", u) for u in USERS] + [("conversation", c) for c in CONVERSATIONS]

@@ -41,10 +41,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from app_harness import TOKEN, Reply, message_body
-from config import Config
+from app_harness import Reply, message_body
 from errors import StorageUnavailable
 from fault_harness import (
+    TINY_CONFIG,
     FaultHarness,
     Message,
     client_fields,
@@ -59,9 +59,7 @@ from faulty_kv import FaultyKV
 from resilient_kv import RetryingKV, RetryPolicy
 
 T = TypeVar("T")
-SETTLE_MS = 1_000
-CONFIG = Config(api_token=TOKEN, journal_settle_ms=SETTLE_MS, index_head_max=4,
-                index_head_keep=2, index_segment_max=3)
+CONFIG = TINY_CONFIG
 USERS = ("u1", "u2")
 CONVERSATIONS = ("c1", "c2")
 SCOPES = [("user", u) for u in USERS] + [("conversation", c) for c in CONVERSATIONS]
