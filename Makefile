@@ -32,3 +32,12 @@ bench-quick:  ## smoke run of the benchmark: histories of 10 and 1,000 (about 2 
 clean:  ## caches and local Worker state (.wrangler/ holds the dev KV data); keeps .venv, node_modules
 	rm -rf .wrangler examples/*/.wrangler bench/floor-worker/.wrangler .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -path ./node_modules -prune -o -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+# Load check (bench/load.py, issue 9): a fresh Worker under wrangler dev with the default
+# configuration; 2,000 appends then 1,000 newest-50 reads from 50 concurrent clients, every
+# request must succeed first time and every count be exact. LOAD_ARGS passes flags, e.g.
+# `make load LOAD_ARGS="--json bench/out/load.json"`.
+.PHONY: load
+load:  ## load check: 2,000 appends + 1,000 newest-50 reads, 50 clients (a few minutes)
+	source scripts/_bootstrap.sh && ensure_node && ensure_venv
+	$(PY) bench/load.py --appends 2000 --reads 1000 --concurrency 50 $(LOAD_ARGS)
