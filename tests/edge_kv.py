@@ -35,6 +35,7 @@ import asyncio
 import base64
 import random
 from bisect import bisect_left, bisect_right, insort
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -90,6 +91,26 @@ class Write:
 
 def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Read:
+    """One ``get`` answered: which write it returned (None: absent), and whether from the
+    location's cache while a newer write was already accepted (``stale``)."""
+
+    at_ms: int
+    location: str
+    key: str
+    seq: int | None
+    cached: bool
+    stale: bool
+    tag: str
+
+    def describe(self, start_ms: int = 0) -> str:
+        what = "absent" if self.seq is None else f"#{self.seq}"
+        how = "cache" if self.cached else "fetch"
+        return (f"+{(self.at_ms - start_ms) / 1000:.3f}s {self.location} [{self.tag or '-'}] "
+                f"get -> {what} ({how}{', STALE' if self.stale else ''})")
 
 
 @dataclass
@@ -164,6 +185,9 @@ class EdgeWorld:
         self.sleep = sleep
         self.rng = random.Random(seed)
         self.locations: dict[str, LocationKV] = {}
+        self.rate_limited: Counter[str] = Counter()  # 429s per key
+        self.rate_limited_deletes: Counter[str] = Counter()  # ...of which deletes
+        self.reads: list[Read] = []  # every get answered, for traces
         self._history: dict[str, list[Write]] = {}
         self._order: list[bytes] = []  # every key ever written, in UTF-8 byte order
         self._last_accepted: dict[str, int] = {}
@@ -246,6 +270,9 @@ class EdgeWorld:
         last = self._last_accepted.get(key)
         if limited and last is not None and now - last < RATE_LIMIT_WINDOW_MS:
             location.counters.rate_limited += 1
+            self.rate_limited[key] += 1
+            if value is None:
+                self.rate_limited_deletes[key] += 1
             raise KVRateLimited(retry_after=1, detail=f"KV 429: {key} written {now - last} ms ago")
         self._seq += 1
         write = Write(self._seq, key, value, metadata_json, expires_ms, location.name, now,
@@ -285,6 +312,15 @@ class EdgeWorld:
         ms = (self.rng.randint(lo, hi) if hi else 0) + extra_ms
         if ms:
             await self.sleep(ms / 1000)
+
+    def _log_read(self, location: str, key: str, found: Write | None, cached: bool) -> None:
+        writes = self._history.get(key, [])
+        newest = writes[-1] if writes else None
+        now = self.clock()
+        live = newest if newest is not None and newest.live(now) else None
+        stale = (None if found is None else found.seq) != (None if live is None else live.seq)
+        self.reads.append(Read(now, location, key, None if found is None else found.seq,
+                               cached, stale, REQUEST_TAG.get()))
 
     # -- for checkers -----------------------------------------------------------------------
 
@@ -360,11 +396,13 @@ class LocationKV:
             visible = self.world.visible_from(own, self.name)
             if (visible, own.seq) > (entry.filled_ms, entry.filled_seq):
                 entry = self._cache[key] = _Cached(own, visible, own.seq)
-        if entry is None or now - entry.filled_ms >= self.world.timing.cache_ttl_ms:
+        cached = entry is not None and now - entry.filled_ms < self.world.timing.cache_ttl_ms
+        if entry is None or not cached:
             entry = _Cached(self.world.version_at(key, self.name, now), now, self.world._seq)
             self._cache[key] = entry
-        found = entry.write
-        return found if found is not None and found.live(now) else None
+        found = entry.write if entry.write is not None and entry.write.live(now) else None
+        self.world._log_read(self.name, key, found, cached)
+        return found
 
     def cached(self, key: str) -> bool:
         """Whether a ``get`` of ``key`` here would now be answered from the cache."""

@@ -83,6 +83,25 @@ def test_a_cached_miss_hides_a_later_write_for_the_ttl() -> None:
         assert await sin.get("k") == "v"  # the entry expired: fetched again
 
     run(scenario())
+    reads = [(r.location, r.cached, r.stale) for r in w.reads]
+    assert reads == [("sin", False, False), ("ams", False, False), ("sin", True, True),
+                     ("sin", False, False)]
+
+
+def test_reads_hidden_by_the_cache_are_logged_as_stale() -> None:
+    clock = FakeClock()
+    w = world(clock)
+    ams, sin = w.location("ams"), w.location("sin")
+
+    async def scenario() -> None:
+        await ams.put("k", "v1")
+        await sin.get("k")
+        await ams.put("k", "v2")
+        await sin.get("k")
+
+    run(scenario())
+    assert [r.stale for r in w.reads] == [False, True]
+    assert "STALE" in w.reads[-1].describe()
 
 
 def test_a_cached_hit_hides_a_later_delete_and_update_elsewhere() -> None:
@@ -217,6 +236,7 @@ def test_a_second_write_within_a_second_is_rate_limited_world_wide() -> None:
         clock.advance(TTL)
         assert await ams.get("k") == "v2"
         assert sin.counters.rate_limited == 1 and ams.counters.rate_limited == 1
+        assert w.rate_limited == {"k": 2} and w.rate_limited_deletes == {"k": 1}
 
     run(scenario())
 
