@@ -47,8 +47,8 @@ MAX_INTENTS = 8
 # An erase deletes at most this many messages per request (2 KV ops each, plus index writes),
 # keeping well inside Workers' 1,000 KV operations per invocation; callers repeat until done.
 MAX_ERASE_PER_REQUEST = 400
-# Index entries corrected per read (record missing or moved): repair stays cheap.
-MAX_REPAIRS = 16
+# How long a delete may still be running: a create of the same id waits that long for it.
+MAX_DELETE_MS = 30_000
 # Earlier positions a record remembers: enough for several crashed moves in a row, and read
 # repair or a reindex covers anything older.
 MAX_POSITION_HISTORY = 4
@@ -193,7 +193,7 @@ class ChatStore:
         if delay_ms:
             await self._pacer.wait(index, delay_ms, self._clock_ms)
         try:
-            view = await self._indexes.read(index)
+            view = await self._indexes.read(index, trust=None, cap=False)
         except StorageUnavailable:
             return  # background work: the next write or read compacts instead
         await self._indexes.compact(view)
@@ -207,7 +207,16 @@ class ChatStore:
         """All-or-nothing: conflicts are found before anything is written."""
         now = self._clock_ms()
         ids = [d.id for d in drafts if d.id is not None]
-        by_id = dict(zip(ids, await self._fetch(message_key(i) for i in ids), strict=True))
+        # With each record, the plan of a delete of that id, if one is under way: a re-create
+        # must not journal its entries before the delete's removals (those would win).
+        found = await get_many_with_metadata(
+            self._kv, [*(message_key(i) for i in ids), *(intent_key(message_key(i)) for i in ids)]
+        )
+        records = found[: len(ids)]
+        by_id = {i: None if f is None else _stored(f) for i, f in zip(ids, records, strict=True)}
+        for message_id, plan in zip(ids, found[len(ids):], strict=True):
+            if by_id[message_id] is None and plan is not None:
+                await self._settle_delete(message_id, plan.value, now)
         existing = [None if d.id is None else by_id[d.id] for d in drafts]
         messages: list[Message] = []
         created: list[bool] = []
@@ -254,6 +263,17 @@ class ChatStore:
                                   if d.id is None])
             raise
         return messages, created
+
+    async def _settle_delete(self, message_id: str, raw_plan: str, now: int) -> None:
+        """Before re-creating ``message_id``: finish the delete whose plan is still there if that
+        delete is surely dead, else ask the client to come back once it is done."""
+        started = json.loads(raw_plan).get("at")
+        if is_int(started) and now - started < MAX_DELETE_MS:
+            raise StorageUnavailable(
+                detail=f"a delete of message {message_id!r} is still under way; retry shortly",
+                retry_after=1,
+            )
+        await self._finish_intent(intent_key(message_key(message_id)))
 
     async def _withdraw(self, messages: list[Message]) -> None:
         """Best effort, after a failed create: delete each record that may have been written,
@@ -310,6 +330,14 @@ class ChatStore:
         await self._save(updated, (old, *stored.history)[:MAX_POSITION_HISTORY])
         move = Op.add(member, new, prev=old, also=stored.history)
         await self._journal({i: [move] for i in indexes_of(updated)})
+        # Two moves racing: the record keeps the last put, the indexes the last journal op,
+        # and they may be different moves. Whoever sees a later put than its own journals that
+        # put's position again, so the indexes end where the record is.
+        latest = await self._load(message_id)
+        if latest is not None and latest.message["timestamp"] != new:
+            later = Op.add(member, latest.message["timestamp"], prev=new,
+                           also=(old, *stored.history)[:MAX_POSITION_HISTORY])
+            await self._journal({i: [later] for i in indexes_of(latest.message)})
         return updated
 
     async def delete(self, message_id: str, owner: str | None = None) -> None:
@@ -340,6 +368,7 @@ class ChatStore:
         (or the next erase of the scope) finishes it.
         """
         plan = {
+            "at": self._clock_ms(),
             "owner": owner,
             "members": members,
             "ops": {i: [op.to_json() for op in o] for i, o in ops.items()},
@@ -383,9 +412,6 @@ class ChatStore:
         position = self._cursors.decode(query.cursor, cursor_scope) if query.cursor else None
         rev = query.order == "desc"
         found: list[Message] = []
-        # Settled entries that disagree with their record: gone, or at another timestamp (two
-        # edits racing: the record keeps the last put, the index the last journal version).
-        repairs: list[Op] = []
         last: Entry | None = position
         # Skipping index entries whose message is gone may need another round to fill the page.
         while len(found) < query.limit:
@@ -396,19 +422,17 @@ class ChatStore:
             if not batch:
                 break
             fetched = await self._fetch(e.member for e in batch)
-            for entry, stored in zip(batch, fetched, strict=True):
-                message = stored.message if stored is not None else None
-                if message is not None:
-                    found.append(message)
-                if view.is_recent(entry.member):
-                    continue  # its record may be newer than what this location can see yet
-                if message is None:
-                    repairs.append(Op.rem(entry.member, prev=entry.score))
-                elif message["timestamp"] != entry.score:
-                    repairs.append(Op.add(entry.member, message["timestamp"], prev=entry.score))
+            # Nothing is repaired on a read's word: at the edge a record read may be a stale
+            # or a cached miss, and a correction journaled from it could outlive a delete or a
+            # re-create made elsewhere. An entry whose record is gone is skipped (a retry, an
+            # erase or a reindex removes it); one whose record has moved meanwhile (its move
+            # not yet folded, or two moves racing) is shown only inside the range asked for.
+            found += [
+                stored.message for stored in fetched
+                if stored is not None
+                and query.start <= stored.message["timestamp"] <= query.end
+            ]
             last = batch[-1]
-        if repairs:
-            self._defer(self._journal({scope.index: repairs[:MAX_REPAIRS]}))
         more = last is not None and bool(
             await view.zrange_by_score(query.start, query.end, rev=rev, limit=1, after=last)
         )
@@ -448,26 +472,37 @@ class ChatStore:
         pending = await self._kv.list(prefix=intent_key(scope.index) + ":", limit=MAX_INTENTS)
         for key in pending.keys:  # an earlier erase of this scope that crashed half-way
             await self._finish_intent(key.name)
-        view = await self._view(scope)
+        # Listed down to the confirmed horizon: every entry journaled within the settle time is
+        # known to be recent, so a create still in flight is recognised below.
+        view = await self._indexes.read(scope.index, trust=False, cap=False)
+        if self._indexes.wants_compaction(view):
+            self._compact_soon(scope.index, view)
         entries = await view.zrange_by_score(limit=MAX_ERASE_PER_REQUEST + 1)
         more = len(entries) > MAX_ERASE_PER_REQUEST
         entries = entries[:MAX_ERASE_PER_REQUEST]
         found = await self._fetch(e.member for e in entries)
         ops: dict[str, list[Op]] = {scope.index: []}
+        doomed: list[str] = []
         for entry, stored in zip(entries, found, strict=True):
+            if stored is None and view.is_recent(entry.member):
+                # Entries journaled, record not (yet) there: a create in flight, whose other
+                # index this erase cannot know. Left alone, it completes as a create ordered
+                # after this erase and is listed everywhere; had it crashed, its entry is
+                # never listed and the next erase after the settle time removes it.
+                continue
+            doomed.append(entry.member)
             history = stored.history if stored is not None else ()
             ops[scope.index].append(Op.rem(entry.member, entry.score, history))
             if stored is None:
-                continue  # already gone: its other index is repaired when read
+                continue  # long gone: only this index can still name it
             for index_key in indexes_of(stored.message):
                 if index_key != scope.index:
                     ops.setdefault(index_key, []).append(
                         Op.rem(entry.member, stored.message["timestamp"], history)
                     )
-        if entries:
+        if doomed:
             intent = f"{intent_key(scope.index)}:{new_ulid(self._clock_ms())}"
-            await self._delete_records(intent, [e.member for e in entries],
-                                       {k: v for k, v in ops.items() if v})
+            await self._delete_records(intent, doomed, {k: v for k, v in ops.items() if v})
         deleted = sum(1 for s in found if s is not None)
         remaining = await view.zcount() - len(entries) if more else 0
         return EraseResult(deleted, remaining)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from errors import StorageUnavailable
+from errors import KVRateLimited, StorageUnavailable
 from kv import (
     MAX_LIST_LIMIT,
     KVStore,
@@ -35,8 +35,15 @@ class RetryPolicy:
     base_seconds: float = 0.05
     cap_seconds: float = 1.0
 
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
+    # KV takes about one write per second per key: after a first 429 on a key, a retry sooner
+    # than that (full jitter may draw one) would only be refused again.
+    hot_key_seconds: float = 1.0
+
+    def delay(self, attempt: int, rng: random.Random, rate_limited: bool = False) -> float:
+        jittered = rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
+        if rate_limited and attempt == 0:
+            return max(jittered, self.hot_key_seconds)
+        return jittered
 
 
 class RetryingKV:
@@ -54,11 +61,12 @@ class RetryingKV:
         for attempt in range(self._policy.attempts):
             try:
                 return await call()
-            except StorageUnavailable:
+            except StorageUnavailable as exc:
                 if attempt == self._policy.attempts - 1:
                     raise StorageUnavailable(retry_after=1) from None
                 self.retries += 1
-                await self._sleep(self._policy.delay(attempt, self._rng))
+                rate_limited = isinstance(exc, KVRateLimited)
+                await self._sleep(self._policy.delay(attempt, self._rng, rate_limited))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def get(self, key: str) -> str | None:

@@ -66,13 +66,13 @@ import itertools
 import json
 import secrets
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from errors import StorageUnavailable
 from jsonutil import dumps, is_int
-from kv import MAX_METADATA_BYTES, KVStore
+from kv import MAX_LIST_LIMIT, MAX_METADATA_BYTES, KVStore
 from object_cache import ObjectCache
 from sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 
@@ -82,11 +82,29 @@ MANIFEST_PREFIX = "idx:man:"
 MAX_COMPACTION_MS = 10_000
 # Rule 1 assumes a put shows in listings within settle_ms of its clock reading: never 0.
 MIN_SETTLE_MS = 100
-# Deletes per compaction (journal entries, then garbage): far below KV's 1,000-op budget.
-MAX_GC_DELETES = 32
-# Value-only journal entries whose ops a compaction reads just to learn old positions.
+# Rule 5: how long after its clock reading a journal put is taken to be listed where it was
+# made (retries included), how often a busy index gets a full pass, and for how long after a
+# full pass readers trust what the passes saw. Capped at fractions of the settle time so that
+# tests with a tiny settle time keep the same proportions.
+MAX_PUT_MS = 2_000
+FULL_PASS_MS = 5_000
+# Deletes per journal collection (and per garbage round): inside KV's 1,000-op budget.
+MAX_GC_DELETES = 256
+# Journal entries a *reader* applies at most (one listing page): a read's work and memory stay
+# bounded whatever the write volume. Compactions are not capped (see ``IndexStore.read``).
+MAX_READ_ENTRIES = 1_000
+# The first listing page is small: a reader of a freshly compacted index needs only a few
+# entries, and a page carries every op of its keys across the FFI.
+FIRST_PAGE = 64
+# How far below its horizon a full listing still reads ops, as position hints only: two racing
+# moves of one message (one request apart) may both name the same stale ``prev``, and only the
+# first one's op says where it put the member.
+HINT_MARGIN_MS = MAX_COMPACTION_MS
+# Value-only journal entries (written before ops always fit in metadata) a reader reads.
 MAX_HINT_READS = 16
 _METADATA_ROOM = MAX_METADATA_BYTES - 64  # leave room for the other metadata fields
+# Journal versions count down from here, so a prefix listing is newest first.
+_VERSION_CEILING = 10**13 - 1
 # The lowest position of all: every real entry sorts after it.
 BOTTOM = Entry(MIN_SCORE - 1, "")
 
@@ -204,22 +222,43 @@ class Manifest:
 @dataclass
 class Root:
     head: SortedSet
+    # Read time of the last *full* pass: every journal entry written at or before
+    # ``at - settle_ms`` is folded (rule 1), wherever the reader is.
     at: int = 0
     manifest_key: str | None = None
     head_lo: Entry = BOTTOM
     # When the manifest's oldest garbage was retired (None: no garbage). Lets a compaction that
     # touches only the head skip reading the manifest unless there is garbage to collect.
     garbage_since: int | None = None
+    # Rule 5: the entries written at or before ``seen`` that the passes listed are folded; a
+    # reader trusts this only shortly after a full pass. None: a root from before rule 5.
+    seen: int | None = None
+    # Write time of the newest entry folded: entries in (at - settle_ms, newest] still wait for
+    # a full pass to confirm them.
+    newest: int = 0
+    # Write time of the oldest journal entry left when last looked (None: the journal was
+    # empty): lets a pass know when collection is due without listing the whole journal.
+    oldest: int | None = 0
 
     def metadata(self) -> dict[str, object]:
-        """The root's KV metadata: ``at``, then ``m``/``lo``/``g`` once a manifest exists."""
+        """The root's KV metadata: ``at``, ``v``, ``nf``, ``j``, then ``m``/``lo``/``g`` once a
+        manifest exists."""
         metadata: dict[str, object] = {"at": self.at}
+        if self.seen is not None:
+            metadata["v"] = self.seen
+            metadata["nf"] = self.newest
+            if self.oldest is not None:
+                metadata["j"] = self.oldest
         if self.manifest_key is not None:
             metadata["m"] = self.manifest_key
             metadata["lo"] = [self.head_lo.score, self.head_lo.member]
             if self.garbage_since is not None:
                 metadata["g"] = self.garbage_since
         return metadata
+
+    def unconfirmed(self, settle_ms: int) -> bool:
+        """Folded entries newer than the confirmed horizon: only a full pass can vouch for them."""
+        return self.newest > self.at - settle_ms
 
 
 def journal_prefix(index: str) -> str:
@@ -252,20 +291,30 @@ def dump_entries(entries: Iterable[Entry]) -> str:
 class IndexView:
     """One index as one request sees it: root, lazily loaded segments, unfolded journal.
 
-    Members touched by unfolded journal ops form the *overlay*: they are hidden wherever the
-    stored structure has them, and shown at their final position (if any) instead.
+    ``window`` holds the journal entries newer than the horizon the view listed down to
+    (oldest first, ops loaded); ``full`` says that horizon was the confirmed one
+    (``root.at - settle_ms``), ``truncated`` that a reader stopped at ``MAX_READ_ENTRIES``.
+    Members touched by window ops form the *overlay*: they are hidden wherever the stored
+    structure has them, and shown at their final position (if any) instead.
     """
 
     def __init__(
-        self, store: IndexStore, index: str, root: Root, journal: list[JournalEntry],
-        unfolded_ops: list[Op], read_ms: int, folded_ops: Iterable[Op] = (),
+        self, store: IndexStore, index: str, root: Root, window: list[JournalEntry],
+        read_ms: int, hints: Iterable[Op] = (), *, full: bool = True, trusted: bool = False,
+        truncated: bool = False,
     ) -> None:
         self._store = store
         self.index = index
         self.root = root
-        self.journal = journal
+        self.journal = window
         self.read_ms = read_ms
+        self.full = full
+        self.trusted = trusted  # listed only past root.seen (rule 5)
+        self.truncated = truncated
+        unfolded_ops = [op for entry in window for op in entry.ops or ()]
         self.unfolded = len(unfolded_ops)
+        self._touched_ms = {op.member: entry.written_ms for entry in window
+                            for op in entry.ops or ()}
         self.overlay: dict[str, Entry | None] = {}
         self.positions: dict[str, set[int]] = {}
         for op in unfolded_ops:
@@ -274,9 +323,9 @@ class IndexView:
             )
             self.positions.setdefault(op.member, set()).update(op.positions())
         # ``prev`` is only a hint, and two racing writers may send the same stale one. Folded
-        # ops still in the journal name where an earlier move put the member, and the head says
-        # where it sits if it is there, so counts stay exact in both cases.
-        for op in folded_ops:
+        # ops just below the horizon name where an earlier move put the member, and the head
+        # says where it sits if it is there, so counts stay exact in both cases.
+        for op in hints:
             if op.member in self.positions:
                 self.positions[op.member].update(op.positions())
         for member, scores in self.positions.items():
@@ -287,8 +336,9 @@ class IndexView:
         self._segments: dict[str, SortedSet] = {}
 
     def is_recent(self, member: str) -> bool:
-        """Touched by an unfolded op: its record may not be visible everywhere yet."""
-        return member in self.overlay
+        """Touched by a listed op less than the settle time ago: its record may not be visible
+        everywhere yet, or (a create in flight) not written yet."""
+        return self._touched_ms.get(member, 0) > self.read_ms - self._store.settle_ms
 
     async def manifest(self) -> Manifest:
         if self._manifest is None:
@@ -402,44 +452,94 @@ class IndexStore:
         # Milliseconds first for time order; a per-isolate counter and random bits for unicity.
         return f"{now_ms:013d}-{next(_counter) & 0xFFFFFF:06x}{secrets.token_hex(5)}"
 
+    def _journal_key(self, index: str, now_ms: int) -> str:
+        # Counting down, so a listing is newest first and a reader stops at its horizon; the
+        # counter counts down too, so the later of two pieces written in one millisecond by
+        # this isolate is listed (and so applied) as the newer one.
+        seq = 0xFFFFFF - (next(_counter) & 0xFFFFFF)
+        return (f"{journal_prefix(index)}{_VERSION_CEILING - now_ms:013d}-{seq:06x}"
+                f"{secrets.token_hex(5)}")
+
+    @property
+    def settle_ms(self) -> int:
+        return self._settle_ms
+
+    @property
+    def put_ms(self) -> int:
+        return min(MAX_PUT_MS, self._settle_ms // 2)
+
+    @property
+    def full_pass_ms(self) -> int:
+        return min(FULL_PASS_MS, self._settle_ms // 2)
+
+    @property
+    def trust_ms(self) -> int:
+        """How long after a full pass readers trust ``root.seen`` (rule 5)."""
+        return 2 * self.full_pass_ms
+
     # -- writing ----------------------------------------------------------------------------
 
     async def record(self, index: str, ops: Sequence[Op]) -> None:
-        """Durably journal ``ops`` for ``index``; once this returns, readers see them."""
+        """Durably journal ``ops`` for ``index``; once this returns, readers see them.
+
+        Ops go in pieces small enough for KV metadata, one journal key each, so that a listing
+        carries every op and no reader or compaction ever reads a journal value.
+        """
         if not ops:
             return
         now = self._clock_ms()
-        payload = [op.to_json() for op in ops]
-        text = dumps(payload)
-        metadata: dict[str, object] = {"t": now}
-        if len(text.encode("utf-8")) <= _METADATA_ROOM:
-            metadata["ops"] = payload
-        key = f"{journal_prefix(index)}{self._new_version(now)}"
-        await self._kv.put(key, text, metadata=metadata)
+        puts = []
+        for piece in _metadata_pieces([op.to_json() for op in ops]):
+            text = dumps(piece)
+            metadata: dict[str, object] = {"t": now}
+            if len(text.encode("utf-8")) <= _METADATA_ROOM:
+                metadata["ops"] = piece
+            puts.append(self._kv.put(self._journal_key(index, now), text, metadata=metadata))
+        await asyncio.gather(*puts)
 
     # -- reading ----------------------------------------------------------------------------
 
-    async def read(self, index: str) -> IndexView:
+    async def read(
+        self, index: str, *, trust: bool | None = True, cap: bool = True
+    ) -> IndexView:
+        """The index as of now.
+
+        With ``trust``, a root written by a full pass less than ``trust_ms`` ago is taken at its
+        word for what the passes saw (rule 5): only newer entries are listed. Otherwise the
+        listing goes down to the confirmed horizon (rule 1). With ``cap``, at most
+        ``MAX_READ_ENTRIES`` entries are applied, newest first (a reader's bound); a compaction
+        reads uncapped, since it must not claim entries it did not see. ``trust=None`` lists
+        what a compaction of this index needs now: trusting unless a full pass is due.
+        """
         read_ms = self._clock_ms()
         root = await self._read_root(index)
-        journal = await self._list_journal(index)
-        unfolded = [j for j in journal if j.written_ms + self._settle_ms > root.at]
+        if trust is None:
+            trust = not self._full_pass_due(root, read_ms)
+        confirmed = root.at - self._settle_ms
+        horizon = confirmed
+        if trust and root.seen is not None and read_ms - root.at < self.trust_ms:
+            horizon = max(confirmed, root.seen)
+        window, hints, truncated = await self._scan_journal(
+            index, horizon, MAX_READ_ENTRIES if cap else None,
+            HINT_MARGIN_MS if horizon == confirmed else 0,
+        )
+        # Only entries journaled before every op fitted in metadata (or a lone op too big for
+        # it) have their ops in the value alone; a reader reads a bounded number of them.
+        unread = [j for j in window if j.ops is None][: MAX_HINT_READS if cap else None]
         loaded = dict(zip(
-            (j.key for j in unfolded),
-            await asyncio.gather(*(self._ops_of(j) for j in unfolded)),
+            (j.key for j in unread),
+            await asyncio.gather(*(self._ops_of(j) for j in unread)),
             strict=True,
         ))
-        # Keep what was read in the view, so a compaction of it reads no journal value twice.
-        journal = [replace(j, ops=loaded[j.key]) if j.key in loaded else j for j in journal]
-        ops = [op for batch in loaded.values() for op in batch]
-        # Position hints from folded entries cost nothing when their ops rode in the listing.
-        folded = [op for j in journal if j.key not in loaded and j.ops for op in j.ops]
-        return IndexView(self, index, root, journal, ops, read_ms, folded)
+        window = [replace(j, ops=loaded.get(j.key, ())) if j.ops is None else j for j in window]
+        return IndexView(self, index, root, window, read_ms, hints,
+                         full=horizon == confirmed and not truncated,
+                         trusted=horizon > confirmed, truncated=truncated)
 
     async def _read_root(self, index: str) -> Root:
         stored = await self._kv.get_with_metadata(index)
-        if stored is None:
-            return Root(SortedSet())
+        if stored is None:  # nothing folded yet, so nothing to collect either
+            return Root(SortedSet(), oldest=None)
         meta = stored.metadata or {}
         head = SortedSet.from_sorted(parse_entries(stored.value))
         manifest_key = meta.get("m")
@@ -448,9 +548,17 @@ class IndexStore:
         if isinstance(lo, list) and len(lo) == 2 and is_int(lo[0]) and isinstance(lo[1], str):
             head_lo = Entry(lo[0], lo[1])
         garbage_since = meta.get("g")
-        return Root(head, _int_field(meta, "at"),
-                    manifest_key if isinstance(manifest_key, str) else None, head_lo,
-                    garbage_since if is_int(garbage_since) else None)
+        at = _int_field(meta, "at")
+        seen = meta.get("v")
+        if not is_int(seen):
+            # A root from before rule 5: nothing is trusted, everything may need collecting.
+            return Root(head, at, manifest_key if isinstance(manifest_key, str) else None,
+                        head_lo, garbage_since if is_int(garbage_since) else None,
+                        seen=None, newest=at, oldest=0)
+        oldest = meta.get("j")
+        return Root(head, at, manifest_key if isinstance(manifest_key, str) else None, head_lo,
+                    garbage_since if is_int(garbage_since) else None, seen=seen,
+                    newest=_int_field(meta, "nf"), oldest=oldest if is_int(oldest) else None)
 
     async def load_manifest(self, key: str | None) -> Manifest:
         if key is None:
@@ -482,23 +590,49 @@ class IndexStore:
             weight = len(value) if isinstance(value, SortedSet) else len(value.segments)
             self._cache.put(key, value, weight)
 
-    async def _list_journal(self, index: str) -> list[JournalEntry]:
-        entries: list[JournalEntry] = []
-        cursor: str | None = None
+    async def _scan_journal(
+        self, index: str, horizon: int, cap: int | None, hint_margin_ms: int = 0
+    ) -> tuple[list[JournalEntry], list[Op], bool]:
+        """The entries written after ``horizon`` (oldest first), the ops of those written within
+        ``hint_margin_ms`` below it (position hints), and whether ``cap`` cut the entries.
+
+        The listing is newest first, so this reads only as far back as it must, a page at a
+        time, and keeps nothing of a page but what it needs.
+        """
+        window: list[JournalEntry] = []
+        hints: list[Op] = []
+        truncated = False
+        async for entry in self._walk_journal(index):
+            if entry.written_ms <= horizon - hint_margin_ms:
+                break
+            if entry.written_ms <= horizon:
+                hints.extend(entry.ops or ())
+            elif cap is not None and len(window) >= cap:
+                truncated = True
+                break
+            else:
+                window.append(entry)
+        window.reverse()
+        return window, hints, truncated
+
+    async def _walk_journal(self, index: str) -> AsyncIterator[JournalEntry]:
+        """Every journal entry of ``index``, newest first, listed a page at a time."""
         prefix = journal_prefix(index)
+        cursor: str | None = None
+        limit = FIRST_PAGE
         while True:
-            page = await self._kv.list(prefix=prefix, cursor=cursor)
+            page = await self._kv.list(prefix=prefix, limit=limit, cursor=cursor)
             for key in page.keys:
                 written = _int_field(key.metadata, "t")
                 if not written:  # fall back to the clock part of the version
                     digits = key.name[len(prefix) : len(prefix) + 13]
-                    written = int(digits) if digits.isdigit() else 0
+                    written = _VERSION_CEILING - int(digits) if digits.isdigit() else 0
                 raw_ops = (key.metadata or {}).get("ops")
                 ops = _parse_ops(raw_ops) if raw_ops is not None else None
-                entries.append(JournalEntry(key.name, written, ops))
+                yield JournalEntry(key.name, written, ops)
             if page.list_complete or not page.cursor:
-                return entries
-            cursor = page.cursor
+                return
+            cursor, limit = page.cursor, MAX_LIST_LIMIT
 
     async def _ops_of(self, entry: JournalEntry) -> tuple[Op, ...]:
         if entry.ops is not None:
@@ -522,26 +656,68 @@ class IndexStore:
             return False  # e.g. 429 on a hot root at the edge: a later compaction catches up
 
     async def _compact(self, view: IndexView) -> bool:
-        wrote = False
-        if self._clock_ms() - view.read_ms <= MAX_COMPACTION_MS:
-            pending = self._pending(view)
-            if pending or self._newly_folded(view):
-                wrote = await self._fold(view, pending)
-        await self._collect_journal(view)
-        return wrote
+        if self._clock_ms() - view.read_ms > MAX_COMPACTION_MS:
+            return False
+        full = self._full_pass_due(view.root, view.read_ms)
+        if view.truncated or (full and not view.full):
+            # A reader's view will not do: a pass claims every entry up to ``seen`` (rule 5),
+            # so it must have listed them all, and a full pass down to the confirmed horizon.
+            view = await self.read(view.index, trust=not full, cap=False)
+        # An entry listed late (a lagging put) shows up in a later full pass's window, and so
+        # here, even after a collection that found the journal empty.
+        oldest = _earliest(view.root.oldest, (j.written_ms for j in view.journal))
+        if view.full and oldest is not None and oldest <= view.read_ms - self.collection_delay_ms:
+            oldest = await self._collect_journal(view)
+        pending = self._pending(view)
+        if pending or self._stamp_changed(view, oldest):
+            return await self._fold(view, pending, oldest)
+        return False
+
+    def _full_pass_due(self, root: Root, now_ms: int) -> bool:
+        return root.seen is None or now_ms - root.at >= self.full_pass_ms
+
+    def _stamp_changed(self, view: IndexView, oldest: int | None) -> bool:
+        """Whether the root's metadata alone is worth a write: new entries folded, an
+        unconfirmed range confirmed (or a root from before rule 5 converted), the journal's
+        oldest entry changed."""
+        root = view.root
+        if root.seen is None:
+            return root.at > 0 or bool(view.journal)  # no root and no journal: nothing to say
+        return (
+            self._newly_vouched(view)
+            or (view.full and self._confirmable(view))
+            or oldest != root.oldest
+        )
+
+    def _newly_vouched(self, view: IndexView) -> bool:
+        """Listed entries that a root written now would vouch for and the stored one does not."""
+        seen = view.root.seen if view.root.seen is not None else view.root.at - self._settle_ms
+        vouched = view.read_ms - self.put_ms
+        return any(seen < j.written_ms <= vouched for j in view.journal)
+
+    def _confirmable(self, view: IndexView) -> bool:
+        """Entries beyond the confirmed horizon that a full pass now would confirm: folded ones
+        the root counts, or (listed late) ones only a full listing shows."""
+        return view.root.unconfirmed(self._settle_ms) or (view.full and bool(view.journal))
+
+    def _next_root(self, view: IndexView, head: SortedSet, oldest: int | None) -> Root:
+        """The root a pass over ``view`` writes: ``at`` moves only on a full pass (rule 1)."""
+        root = view.root
+        newest = max([root.newest, *(j.written_ms for j in view.journal)])
+        at = view.read_ms if view.full else root.at
+        return replace(root, head=head, at=at, seen=view.read_ms - self.put_ms, newest=newest,
+                       oldest=oldest)
 
     def _pending(self, view: IndexView) -> set[str]:
         """Overlaid members whose final state the stored snapshot may not show yet.
 
-        Within the settle window every compaction sees the same unfolded ops again. When every
-        position a member is known to have had lies in the head's range, the head alone says
-        where it is: if that is its final state (at its final score, or absent if removed),
-        there is nothing to do. A position in a segment, or hints still unread (ops only in a
-        journal value), means a segment may hold a copy: that member is folded again.
+        Within the settle window a full pass sees the same ops again. When every position a
+        member is known to have had lies in the head's range, the head alone says where it is:
+        if that is its final state (at its final score, or absent if removed), there is nothing
+        to do. A position in a segment means a segment may hold a copy: that member is folded
+        again.
         """
         head, head_lo = view.root.head, view.root.head_lo
-        if not all(j.ops is not None for j in view.journal):
-            return set(view.overlay)
         pending: set[str] = set()
         for member, final in view.overlay.items():
             in_head_range = all(Entry(s, member) >= head_lo for s in view.positions[member])
@@ -551,8 +727,8 @@ class IndexStore:
                 pending.add(member)
         return pending
 
-    async def _fold(self, view: IndexView, pending: set[str]) -> bool:
-        positions = await self._all_positions(view, pending)
+    async def _fold(self, view: IndexView, pending: set[str], oldest: int | None) -> bool:
+        positions = {m: set(s) for m, s in view.positions.items() if m in pending}
         # Every container that holds or will hold a pending member, by identity.
         touched: dict[str | None, SortedSet] = {}
         for member, scores in positions.items():
@@ -576,11 +752,10 @@ class IndexStore:
             key: zset for key, zset in touched.items()
             if [zset.score(m) for m in positions] != before[key]
         }
-        if not touched and not self._newly_folded(view):
+        if not touched and not self._stamp_changed(view, oldest):
             return False  # the stored root already says everything this view knows
-        head = touched.get(None, view.root.head)
-        root = Root(head, view.read_ms, view.root.manifest_key, view.root.head_lo,
-                    view.root.garbage_since)
+        root = self._next_root(view, touched.get(None, view.root.head), oldest)
+        head = root.head
         if (
             any(key is not None for key in touched)
             or len(head) > self.layout.head_max
@@ -655,7 +830,8 @@ class IndexStore:
                 manifest_key = await self._write_manifest(view.index, segments, garbage,
                                                           view.read_ms)
         garbage_since = min((since for _, since in garbage), default=None)
-        return Root(head, root.at, manifest_key, head_lo, garbage_since)
+        return replace(root, head=head, manifest_key=manifest_key, head_lo=head_lo,
+                       garbage_since=garbage_since)
 
     async def _write_manifest(
         self, index: str, segments: list[Segment], garbage: list[tuple[str, int]], now: int
@@ -672,22 +848,6 @@ class IndexStore:
     def _garbage_delay(self) -> int:
         """Rule 4: how long a replaced object stays readable by some root."""
         return 2 * (self._settle_ms + MAX_COMPACTION_MS)
-
-    async def _all_positions(self, view: IndexView, members: set[str]) -> dict[str, set[int]]:
-        """Where each of ``members`` may sit: unfolded ops plus the folded ops still listed."""
-        positions = {m: set(s) for m, s in view.positions.items() if m in members}
-        if not positions:
-            return positions
-        reads = 0
-        for entry in view.journal:
-            if entry.ops is None:
-                if reads >= MAX_HINT_READS:
-                    continue
-                reads += 1
-            for op in await self._ops_of(entry):
-                if op.member in positions:
-                    positions[op.member].update(op.positions())
-        return positions
 
     def _split(
         self, entries: list[Entry], lo: Entry, index: str
@@ -714,28 +874,39 @@ class IndexStore:
         await asyncio.gather(*(self._kv.delete(key) for key, _ in due))
         return [g for g in garbage if g not in due]
 
-    def collectable(self, view: IndexView) -> list[JournalEntry]:
-        """Journal entries no root can need any more (rule 3), measured from the root read."""
-        cutoff = view.read_ms - (2 * self._settle_ms + MAX_COMPACTION_MS)
-        return [
-            j for j in view.journal
-            if j.written_ms + self._settle_ms <= view.root.at and j.written_ms <= cutoff
-        ]
+    @property
+    def collection_delay_ms(self) -> int:
+        """Rule 3, with rule 5's passes: how long a folded journal entry may still be needed."""
+        return 2 * self._settle_ms + MAX_COMPACTION_MS + self.full_pass_ms
+
+    def _collection_due(self, root: Root, now_ms: int) -> bool:
+        return root.oldest is not None and root.oldest <= now_ms - self.collection_delay_ms
 
     def wants_compaction(self, view: IndexView) -> bool:
-        """Something to fold, to stamp as folded, or to collect."""
+        """Something to fold, a range to confirm, or journal entries to collect."""
+        root = view.root
+        if root.seen is None:
+            return root.at > 0 or bool(view.journal)
         return (
-            bool(self._pending(view)) or self._newly_folded(view) or bool(self.collectable(view))
+            bool(self._pending(view))
+            or self._newly_vouched(view)
+            or (self._full_pass_due(root, view.read_ms) and self._confirmable(view))
+            or self._collection_due(root, view.read_ms)
         )
 
-    def _newly_folded(self, view: IndexView) -> bool:
-        return any(
-            view.root.at < j.written_ms + self._settle_ms <= view.read_ms for j in view.journal
-        )
-
-    async def _collect_journal(self, view: IndexView) -> None:
-        due = self.collectable(view)[:MAX_GC_DELETES]
-        await asyncio.gather(*(self._kv.delete(j.key) for j in due))
+    async def _collect_journal(self, view: IndexView) -> int | None:
+        """Delete the journal entries no root can need any more (rule 3), measured from the
+        root the full pass read; returns the write time of the oldest entry left, if any."""
+        cutoff = min(view.read_ms - self.collection_delay_ms, view.root.at - self._settle_ms)
+        due: list[str] = []
+        oldest: int | None = None
+        async for entry in self._walk_journal(view.index):
+            if entry.written_ms <= cutoff and len(due) < MAX_GC_DELETES:
+                due.append(entry.key)
+            else:
+                oldest = entry.written_ms  # newest first: the last one kept is the oldest
+        await asyncio.gather(*(self._kv.delete(key) for key in due))
+        return oldest
 
     # -- repair -----------------------------------------------------------------------------
 
@@ -758,7 +929,11 @@ class IndexStore:
             garbage.append((old.manifest_key, now))
         parts = self._split(older, BOTTOM, index) if older else []
         await asyncio.gather(*(self._kv.put(s.key, dump_entries(e)) for s, e in parts))
-        root = Root(SortedSet.from_sorted(head_part), scan_started_ms)
+        # The records are the truth as of the scan: nothing beyond the confirmed horizon is
+        # claimed, and the journal's age is unknown, so the next full pass collects.
+        confirmed = scan_started_ms - self._settle_ms
+        root = Root(SortedSet.from_sorted(head_part), scan_started_ms, seen=confirmed,
+                    newest=confirmed, oldest=0)
         if parts or garbage:
             root.manifest_key = await self._write_manifest(
                 index, [s for s, _ in parts], garbage, now
@@ -775,9 +950,28 @@ def _with_lo(segment: Segment, lo: Entry) -> Segment:
     return Segment(segment.key, lo, segment.count, segment.min_score, segment.max_score)
 
 
+def _earliest(oldest: int | None, times: Iterable[int]) -> int | None:
+    return min((t for t in (oldest, *times) if t is not None), default=None)
+
+
 def _int_field(metadata: dict[str, Any] | None, name: str) -> int:
     value = (metadata or {}).get(name)
     return value if is_int(value) else 0
+
+
+def _metadata_pieces(ops: list[list[object]]) -> list[list[list[object]]]:
+    """``ops`` cut, in order, into pieces whose JSON fits in a journal key's metadata (a single
+    op too big for it forms a piece of its own, journaled in the value only)."""
+    pieces: list[list[list[object]]] = [[]]
+    size = 2  # the brackets
+    for op in ops:
+        op_size = len(dumps(op).encode("utf-8")) + 1  # and a comma
+        if pieces[-1] and size + op_size > _METADATA_ROOM:
+            pieces.append([])
+            size = 2
+        pieces[-1].append(op)
+        size += op_size
+    return pieces
 
 
 def _parse_ops(raw: object) -> tuple[Op, ...] | None:

@@ -401,9 +401,49 @@ def test_erase_does_not_count_entries_whose_message_is_already_gone() -> None:
         rig = Rig()
         await erase_fixture(rig)
         await rig.kv.delete("chat:a2")
+        rig.clock.advance(1_001)  # settled: no create of a2 can still be in flight
         result = await rig.step(rig.store.erase(Scope("user", "u1")))
         assert (result.deleted, result.remaining) == (3, 0)
         assert await rig.count("user", "u1") == 0
+
+    run(go())
+
+
+def test_an_erase_racing_a_create_leaves_it_in_every_index_or_in_none() -> None:
+    """Issue 9, finding 4: a create has journaled its entries, its record write is slow; an
+    erase of its user runs in between. Either outcome is allowed (erased everywhere, or listed
+    everywhere), a mix is not. (Before the fix the erase removed the user entry and deleted the
+    missing record; the record then landed, listed in its conversation and no user listing.)"""
+
+    async def go() -> None:
+        rig = Rig()
+        await rig.step(rig.store.create(draft(id="old", conversation_id="c1", timestamp=1)))
+        saved: list[Any] = []
+        real_put = rig.kv.put
+
+        async def slow_record(key: str, value: str, **kw: Any) -> None:
+            if key == "chat:m1":
+                saved.append((key, value, kw))  # lands after the erase
+                return
+            await real_put(key, value, **kw)
+
+        rig.kv.put = slow_record  # type: ignore[method-assign]
+        create = asyncio.ensure_future(rig.store.create(draft(id="m1", conversation_id="c1",
+                                                             timestamp=2)))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        result = await rig.step(rig.store.erase(Scope("user", "u1")))
+        rig.kv.put = real_put  # type: ignore[method-assign]
+        await create
+        for key, value, kw in saved:
+            await rig.kv.put(key, value, **kw)
+        await rig.drain()
+        assert result.deleted == 1  # "old" only
+        in_user = "m1" in await rig.ids("user", "u1")
+        in_conversation = "m1" in await rig.ids("conversation", "c1")
+        assert in_user == in_conversation == ("chat:m1" in rig.kv.snapshot())
+        assert await rig.count("user", "u1") == len(await rig.ids("user", "u1"))
+        assert await rig.count("conversation", "c1") == len(await rig.ids("conversation", "c1"))
 
     run(go())
 

@@ -489,15 +489,17 @@ def test_crash_between_index_and_record_write_leaves_no_record_an_erase_could_mi
     async def scenario() -> None:
         h, _ = fresh()
         body = message_body(id="late", user_id="u3", conversation_id="c3", timestamp=42)
-        # op 0 looks for an existing "late", ops 1-2 journal its two index entries, op 3 would
-        # write the record.
-        faulty = FaultyKV(h.memory, seed=0, fail_at=3)
+        # ops 0-1 look for an existing "late" and for a delete of it under way, ops 2-3 journal
+        # its two index entries, op 4 would write the record.
+        faulty = FaultyKV(h.memory, seed=0, fail_at=4)
         h.use(faulty)
         reply = await h.arequest("POST", "/v1/messages", json_body=body)
         assert_storage_unavailable(reply)
-        assert [r.method for r in faulty.log[:4]] == ["get_with_metadata", "put", "put", "put"]
-        assert all(r.key.startswith("idx:log:") for r in faulty.log[1:3])
-        assert faulty.log[3].key == f"{MESSAGE_PREFIX}late"
+        assert [r.method for r in faulty.log[:5]] == [
+            "get_with_metadata", "get_with_metadata", "put", "put", "put"]
+        assert faulty.log[1].key == f"idx:intent:{MESSAGE_PREFIX}late"
+        assert all(r.key.startswith("idx:log:") for r in faulty.log[2:4])
+        assert faulty.log[4].key == f"{MESSAGE_PREFIX}late"
         h.heal()
         assert (await h.arequest("GET", "/v1/messages/late")).status == 404
         assert f"{MESSAGE_PREFIX}late" not in h.memory.snapshot()
@@ -534,8 +536,9 @@ def test_a_create_whose_write_fails_leaves_no_counted_entry_behind(
         fields: dict[str, Any] = {"user_id": "u3", "conversation_id": "c3", "timestamp": 42}
         if with_id:
             fields["id"] = "late"
-        # (a read for a client id,) two journal puts, then the record put: only one fails.
-        at = (1 if failing == "second journal" else 2) + (1 if with_id else 0)
+        # (two reads for a client id: the record and a delete's plan,) two journal puts, then
+        # the record put: only one fails.
+        at = (1 if failing == "second journal" else 2) + (2 if with_id else 0)
         faulty = FaultyKV(h.memory, seed=0, fail_at=at, crash=False)
         h.use(faulty)
         reply = await h.arequest("POST", "/v1/messages", json_body=message_body(**fields))

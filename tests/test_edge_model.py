@@ -246,9 +246,6 @@ def recreate_after_delete(cached_miss: bool) -> Script:
 LAGGING_LISTS = replace(EXACT, min_list_lag_ms=30_000, max_list_lag_ms=30_000)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 9 finding 3: B's cached 404 of a re-created message makes its read repair journal a "
-    "removal, newer than the re-create, that wins everywhere: m1 is lost"))
 def test_recreate_after_delete_survives_a_cached_miss_elsewhere() -> None:
     assert_only_about(scripted(LAGGING_LISTS, recreate_after_delete(cached_miss=True)), "m1")
 
@@ -281,9 +278,6 @@ def slow_record_write(cached_miss: bool) -> Script:
     return script
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 9 finding 3: a record cached as missing while its create was in flight makes a read "
-    "repair 60 s later journal its removal: m1 is lost"))
 def test_a_slow_record_write_survives_a_cached_miss() -> None:
     assert_only_about(scripted(EXACT, slow_record_write(cached_miss=True)), "m1")
 
@@ -318,8 +312,8 @@ def read_elsewhere_then(write_back: bool, cached: bool) -> Script:
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "edge sim finding: a PATCH that reads a stale cached record (deleted or erased elsewhere "
-    "within the cache TTL) answers 200 and writes the record back with no index entries: an "
+    "documented edge limit (README, consistency model): without a consistent read, a PATCH "
+    "that reads a stale cached record (deleted or erased elsewhere within the cache TTL) answers 200 and writes the record back with no index entries: an "
     "acknowledged message that no listing shows"))
 def test_a_patch_from_a_stale_cache_does_not_bring_back_an_unlisted_message() -> None:
     assert_only_about(scripted(EXACT, read_elsewhere_then(write_back=True, cached=True)), "m1")
@@ -330,8 +324,8 @@ def test_a_patch_after_a_delete_without_a_stale_cache() -> None:
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "edge sim finding: a create that finds a stale cached record of a deleted message takes it "
-    "for an identical replay and answers 200 without writing it: an acknowledged message with "
+    "documented edge limit (README, consistency model): without a consistent read, a create "
+    "that finds a stale cached record of a deleted message takes it for an identical replay and answers 200 without writing it: an acknowledged message with "
     "no record"))
 def test_a_create_from_a_stale_cache_is_not_a_replay_of_a_deleted_message() -> None:
     assert_only_about(scripted(EXACT, read_elsewhere_then(write_back=False, cached=True)), "m1")
@@ -358,10 +352,6 @@ def erase_during_create(racing: bool) -> Script:
     return script
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "edge sim finding, over a consistent KV too: an erase that finds a created message's entry "
-    "before its record journals the removal in the erased index only and deletes nothing; the "
-    "record then lands: listed in its conversation, missing from its user's index"))
 def test_an_erase_racing_a_create_leaves_it_in_all_its_indexes_or_none() -> None:
     assert_only_about(scripted(EXACT, erase_during_create(racing=True)), "m1")
 

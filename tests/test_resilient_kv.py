@@ -161,7 +161,7 @@ def test_delays_are_fully_jittered_below_growing_ceilings() -> None:
     by_attempt: list[list[float]] = [[] for _ in range(policy.attempts - 1)]
     for seed in range(400):
         sleeps = Sleeps()
-        kv = RetryingKV(Scripted([KVRateLimited() for _ in range(10)]), sleeps, policy,
+        kv = RetryingKV(Scripted([KVTransientError() for _ in range(10)]), sleeps, policy,
                         rng=random.Random(seed))
         with pytest.raises(StorageUnavailable):
             run(kv.put("k", "v"))
@@ -211,10 +211,29 @@ def test_the_default_policy_is_bounded_and_jittered() -> None:
     assert ceilings == sorted(ceilings) and ceilings[-1] <= policy.cap_seconds
     assert sum(ceilings) < 5  # a request never hangs on one KV call
     sleeps = Sleeps()
-    kv = RetryingKV(Scripted([KVRateLimited() for _ in range(20)]), sleeps, rng=UpperBound())
+    kv = RetryingKV(Scripted([KVTransientError() for _ in range(20)]), sleeps, rng=UpperBound())
     with pytest.raises(StorageUnavailable):
         run(kv.get("k"))
     assert sleeps.delays == pytest.approx(ceilings)
+
+
+def test_a_429_waits_out_the_hot_key_second_before_its_first_retry() -> None:
+    """KV takes about one write per second per key: full jitter alone could retry a 429 after
+    a few milliseconds and draw another (a delete right after a put of the same key, as an
+    intent's, is the common case), then another, until retries run out."""
+    policy = RetryPolicy()
+    for seed in range(50):
+        sleeps = Sleeps()
+        inner = Scripted([KVRateLimited(), KVRateLimited()])
+        kv = RetryingKV(inner, sleeps, rng=random.Random(seed))
+        run(kv.delete("k"))
+        assert sleeps.delays[0] >= policy.hot_key_seconds
+        assert sleeps.delays[1] <= min(policy.cap_seconds, policy.base_seconds * 2)
+    sleeps = Sleeps()
+    kv = RetryingKV(Scripted([KVRateLimited() for _ in range(20)]), sleeps, rng=UpperBound())
+    with pytest.raises(StorageUnavailable):
+        run(kv.get("k"))
+    assert sum(sleeps.delays) < 5  # still bounded
 
 
 def test_a_storage_unavailable_with_its_own_detail_is_retried_and_then_generic() -> None:
@@ -277,10 +296,12 @@ def test_when_retries_run_out_the_client_gets_503_with_retry_after(
     reply = h.request(method, path, query, **kwargs)
     assert_storage_unavailable(reply)
     attempts = RetryPolicy().attempts  # all spent on the first KV call...
-    # ...and, for a create with a server-made id, on the record delete that withdraws it.
-    calls = 2 if path == "/v1/messages/batch" else 1
+    # ...and, for a create with a server-made id, on the record delete that withdraws it; a
+    # create with a client id reads its record and a delete's plan at once.
+    calls = 2 if path in ("/v1/messages/batch", "/v1/messages") else 1
     assert faulty.ops == calls * attempts
-    assert len(sleeps.delays) == calls * (attempts - 1)
+    retried_calls = 2 if path == "/v1/messages/batch" else 1  # two reads retry as one batch
+    assert len(sleeps.delays) == retried_calls * (attempts - 1)
     assert h.deferred_errors == []
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import json
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
@@ -29,9 +30,11 @@ from hypothesis import strategies as st
 from kv import ListPage, Metadata, ValueWithMetadata
 from memory_kv import MemoryKV
 from sorted_index import (
+    FIRST_PAGE,
     JOURNAL_PREFIX,
     MAX_COMPACTION_MS,
     MAX_GC_DELETES,
+    MAX_READ_ENTRIES,
     IndexStore,
     IndexView,
     Layout,
@@ -124,6 +127,7 @@ class Recorded:
     written_ms: int
     held: HeldPut | None = None  # not yet visible to any reader
     lagged: bool = False  # was held back at some point
+    visible_ms: int | None = None  # since when it is listed (None: not yet)
 
     @property
     def visible(self) -> bool:
@@ -195,13 +199,27 @@ class World:
         return as_entries(model)
 
     def ops(self, *specs: OpSpec) -> list[Op]:
-        """Ops carrying ``prev`` (the member's score before the op), as ChatStore sends them."""
-        state = self.latest()
+        """Ops carrying ``prev`` (the member's score before the op) and ``also`` (its earlier
+        scores, newest first, at most 4), as ChatStore sends them from a message record."""
+        state: dict[str, int] = {}
+        history: dict[str, list[int]] = {}
+
+        def remember(op: Op) -> None:
+            old = state.get(op.member)
+            if old is not None and (op.kind == "rem" or op.score != old):
+                history[op.member] = [old, *history.get(op.member, [])][:4]
+            apply(state, [op])
+
+        for record in self.records:
+            for op in record.ops:
+                remember(op)
         ops: list[Op] = []
         for kind, member, score in specs:
             prev = state.get(member)
-            op = Op.add(member, score, prev) if kind == "add" else Op.rem(member, prev)
-            apply(state, [op])
+            also = tuple(s for s in history.get(member, []) if s != prev)
+            op = (Op.add(member, score, prev, also) if kind == "add"
+                  else Op.rem(member, prev, also))
+            remember(op)
             ops.append(op)
         return ops
 
@@ -214,7 +232,8 @@ class World:
         finally:
             self.lagging.hold = False
         held = self.lagging.held[-1] if lagged else None
-        self.records.append(Recorded(ops, self.clock.now_ms, held, lagged))
+        self.records.append(Recorded(ops, self.clock.now_ms, held, lagged,
+                                     None if lagged else self.clock.now_ms))
 
     async def read(self) -> IndexView:
         return await self.store.read(INDEX)
@@ -229,6 +248,7 @@ class World:
         assert record.held is not None
         await self.lagging.release(record.held)
         record.held = None
+        record.visible_ms = self.clock.now_ms
 
     async def advance(self, ms: int) -> None:
         """Move the clock; a held journal put shows up before it is ``settle_ms`` old."""
@@ -236,12 +256,18 @@ class World:
         for record in self.records:
             if record.held is not None and record.written_ms + self.settle_ms <= target:
                 await self.release(record)
+                record.visible_ms = target  # after every read before this move of the clock
         self.clock.now_ms = target
 
     # observations
 
     async def live(self) -> list[Entry]:
         return await (await self.read()).zrange_by_score()
+
+    def kv_written_ms(self, journal_key: str) -> int:
+        """The clock reading a journal key's name carries (versions count down)."""
+        digits = journal_key[len(journal_prefix(INDEX)):][:13]
+        return 10**13 - 1 - int(digits)
 
     def journal_keys(self) -> list[str]:
         return [k for k in self.kv.snapshot() if k.startswith(journal_prefix(INDEX))]
@@ -254,20 +280,38 @@ class World:
         return self.kv.metadata_of(INDEX) if INDEX in self.kv.snapshot() else None
 
     async def converged_structure(self) -> list[Entry]:
-        """The stored structure after one more fresh read + compaction, on a copy of the store."""
+        """The stored structure after one more fresh full pass, on a copy of the store."""
         kv = copy.deepcopy(self.kv)
         store = IndexStore(kv, self.clock, self.settle_ms, self.layout)
-        await store.compact(await store.read(INDEX))
+        await store.compact(await store.read(INDEX, trust=False, cap=False))
         return stored_entries(kv, INDEX)
+
+    def answers(self, view: IndexView) -> list[list[Entry]]:
+        """What ``view`` may show: every visible record's ops, in record order, except that a
+        view trusting its root (rule 5) may miss records listed only after the root's last
+        full pass (any subset of them: they are few here)."""
+        visible = [r for r in self.records if r.visible_ms is not None]
+        uncertain = [r for r in visible if view.trusted and r.visible_ms > view.root.at]
+        answers = []
+        for n in range(len(uncertain) + 1):
+            for missed in itertools.combinations(uncertain, n):
+                model: dict[str, int] = {}
+                for record in visible:
+                    if all(record is not m for m in missed):
+                        apply(model, record.ops)
+                answers.append(as_entries(model))
+        return answers
 
     async def check(self, *, counts: bool = True, converge: bool = True) -> None:
         """The invariant: nothing recorded (and visible) is missing, nothing else is there."""
         expected = self.expected()
         view = await self.read()
-        assert await view.zrange_by_score() == expected, "the merged view lost or invented data"
-        assert await view.zrange_by_score(rev=True) == expected[::-1]
+        merged = await view.zrange_by_score()
+        answers = self.answers(view)
+        assert merged in answers, "the merged view lost or invented data"
+        assert await view.zrange_by_score(rev=True) == merged[::-1]
         if counts:
-            assert await view.zcount() == len(expected)
+            assert await view.zcount() == len(merged)
         if converge:
             assert await self.converged_structure() == expected, (
                 "a fresh compaction must converge")
@@ -378,7 +422,10 @@ def test_compact_writes_the_sorted_head_array_stamped_with_the_read_time() -> No
             {"score": 5, "member": "chat:z"},
         ]
         assert all(list(item) == ["score", "member"] for item in json.loads(raw))
-        assert w.head_metadata() == {"at": view.read_ms}
+        # A first pass is a full one: ``at`` is its read time, ``v`` what it saw (rule 5),
+        # ``nf`` the newest entry folded, ``j`` the oldest journal entry left.
+        assert w.head_metadata() == {"at": view.read_ms, "v": view.read_ms - w.store.put_ms,
+                                     "nf": START_MS, "j": START_MS}
         assert w.head() == w.expected()  # the exact live set, nothing pending left out
 
     run(scenario())
@@ -391,21 +438,28 @@ def test_a_compaction_with_nothing_to_do_does_not_write() -> None:
         await w.advance(w.settle_ms)
         assert await w.read_and_compact()
         assert not await w.read_and_compact()  # same content, nothing newly folded
-        assert w.head_metadata() == {"at": START_MS + w.settle_ms}
+        assert w.head_metadata() == {"at": START_MS + w.settle_ms,
+                                     "v": START_MS + w.settle_ms - w.store.put_ms,
+                                     "nf": START_MS, "j": START_MS}
 
     run(scenario())
 
 
-def test_a_big_batch_that_does_not_fit_kv_metadata_round_trips() -> None:
+def test_a_big_batch_is_journaled_in_metadata_sized_pieces_and_round_trips() -> None:
     async def scenario() -> None:
         w = World()
         specs: list[OpSpec] = [("add", f"chat:m{n:03d}", n % 7) for n in range(500)]
         specs += [("rem", f"chat:m{n:03d}", 0) for n in range(0, 500, 5)]
         specs += [("add", "chat:m001", 99)]
         await w.record(w.ops(*specs))
-        [key] = w.journal_keys()
-        assert "ops" not in (w.kv.metadata_of(key) or {}), "the ops must ride in the value only"
+        keys = w.journal_keys()
+        assert len(keys) > 1
+        pieces = [(w.kv.metadata_of(key) or {}).get("ops") for key in keys]
+        assert all(pieces), "every piece rides in metadata: no reader reads a journal value"
+        assert sum(len(p) for p in pieces if p) == len(specs)
+        w.kv.reset_counters()
         assert len(await w.live()) == 400
+        assert w.kv.reads == 1  # the root; the ops came with the listing
         await w.check()
         view = await w.read()
         await w.compact(view)
@@ -481,7 +535,8 @@ def test_a_compaction_exactly_at_the_limit_still_writes() -> None:
         view = await w.read()
         await w.advance(MAX_COMPACTION_MS)
         assert await w.compact(view)
-        assert w.head_metadata() == {"at": view.read_ms}
+        assert w.head_metadata() == {"at": view.read_ms, "v": view.read_ms - w.store.put_ms,
+                                     "nf": START_MS, "j": START_MS}
 
     run(scenario())
 
@@ -528,9 +583,9 @@ def test_concurrent_writers_with_stale_compactors_lose_nothing(
         overwrites_of_a_newer_head = 0
         for n in order:
             await w.advance(1_000)  # all within MAX_COMPACTION_MS of the first read
-            head_at = (w.head_metadata() or {}).get("at", 0)
+            head_seen = (w.head_metadata() or {}).get("v", 0)
             assert await w.compact(views[n])
-            if views[n].read_ms < head_at:
+            if views[n].read_ms - w.store.put_ms < head_seen:
                 overwrites_of_a_newer_head += 1
             await w.check()
         if order != sorted(order):
@@ -589,15 +644,57 @@ def test_kv_operation_counts_are_small_and_do_not_grow(journal_size: int) -> Non
             w.kv.reset_counters()
             await w.record(w.ops(("add", f"chat:m{n}", n)))
             assert (w.kv.writes, w.kv.ops) == (1, 1)  # one journal put
+        await w.advance(w.store.put_ms)  # a pass vouches only for puts that long ago (rule 5)
         w.kv.reset_counters()
         view = await w.read()
-        assert (w.kv.reads, w.kv.lists, w.kv.ops) == (1, 1, 2)  # root + one listing
+        # The root and the listing, newest first: a small first page, then full pages.
+        pages = 1 if journal_size <= FIRST_PAGE else 2
+        assert (w.kv.reads, w.kv.lists, w.kv.ops) == (1, pages, 1 + pages)
         w.kv.reset_counters()
         assert await w.compact(view)
         assert (w.kv.writes, w.kv.ops) == (1, 1)  # the new head
         w.kv.reset_counters()
         await w.read()
-        assert w.kv.ops == 2  # a big head costs no more to read
+        assert w.kv.ops == 2  # a big head, and a journal already folded, cost nothing more
+
+    run(scenario())
+
+
+def test_a_read_after_a_burst_lists_only_what_the_last_pass_did_not_see() -> None:
+    """Rule 5: once a pass has folded a burst, a reader lists one small page, however many
+    journal entries the burst left (they stay until collected, 2 * settle_ms later)."""
+
+    async def scenario() -> None:
+        w = World()
+        for n in range(3_000):
+            await w.record(w.ops(("add", f"chat:m{n}", n)))
+        await w.advance(w.store.put_ms)  # a pass vouches only for puts that long ago
+        assert await w.read_and_compact()
+        await w.advance(1)
+        await w.record(w.ops(("add", "chat:new", 5)))
+        w.kv.reset_counters()
+        view = await w.read()
+        assert (w.kv.reads, w.kv.lists) == (1, 1)
+        assert view.unfolded == 1 and view.trusted
+        assert await view.zcount() == 3_001
+        await w.check()
+
+    run(scenario())
+
+
+def test_a_reader_applies_at_most_max_read_entries_and_says_so() -> None:
+    async def scenario() -> None:
+        w = World()
+        for n in range(MAX_READ_ENTRIES + 5):
+            await w.record(w.ops(("add", f"chat:m{n}", n)))
+        view = await w.read()
+        assert view.truncated and view.unfolded == MAX_READ_ENTRIES
+        # The newest ones, which a newest-first page shows.
+        assert (await view.zrange_by_score(rev=True, limit=1))[0].member == (
+            f"chat:m{MAX_READ_ENTRIES + 4}")
+        # A compaction does not trust a capped view: it folds everything.
+        assert await w.compact(view)
+        await w.check()
 
     run(scenario())
 
@@ -607,20 +704,22 @@ def test_kv_operation_counts_for_a_big_batch_and_for_garbage_collection() -> Non
         w = World()
         w.kv.reset_counters()
         await w.record(w.ops(*(("add", f"chat:m{n:03d}", n) for n in range(500))))
-        assert w.kv.ops == 1
+        pieces = w.kv.ops
+        assert pieces == len(w.journal_keys()) > 1  # metadata-sized pieces, written at once
         w.kv.reset_counters()
         view = await w.read()
-        assert (w.kv.reads, w.kv.lists, w.kv.ops) == (2, 1, 3)  # + the value of the big entry
-        for n in range(100):
+        assert (w.kv.reads, w.kv.lists, w.kv.ops) == (1, 1, 2)  # no journal value read
+        assert view.unfolded == 500
+        for n in range(MAX_GC_DELETES + 100):
             await w.record(w.ops(("add", f"chat:s{n}", n)))
         await w.advance(w.settle_ms + 1)
         await w.compact(await w.read())
-        await w.advance(w.settle_ms + MAX_COMPACTION_MS + 1)
+        await w.advance(w.store.collection_delay_ms + 1)
         view = await w.read()
         w.kv.reset_counters()
-        await w.compact(view)  # the old head folds everything: a GC round
+        await w.compact(view)  # a full pass whose root folds everything: a collection round
         assert w.kv.deletes == MAX_GC_DELETES
-        assert w.kv.ops <= 1 + MAX_GC_DELETES + 16  # + value reads of big entries (bounded)
+        assert w.kv.ops <= 2 + 2 + 1 + MAX_GC_DELETES  # root + listings + head + deletes
 
     run(scenario())
 
@@ -640,8 +739,8 @@ def test_the_journal_stays_bounded_under_sustained_writes() -> None:
             await w.advance(1_000)
             await w.record(w.ops(("add", f"chat:m{n % 50}", n)))
             await w.read_and_compact()
-        window = (2 * w.settle_ms + MAX_COMPACTION_MS) // 1_000
-        assert len(w.journal_keys()) <= window + 2 * MAX_GC_DELETES, (
+        window = w.store.collection_delay_ms // 1_000
+        assert len(w.journal_keys()) <= window + MAX_GC_DELETES, (
             f"{len(w.journal_keys())} journal keys after an hour of writes: never collected"
         )
         w.kv.reset_counters()
@@ -690,7 +789,11 @@ def test_zcount_agrees_with_zrange_when_two_writers_send_the_same_stale_prev() -
         await w.advance(w.settle_ms - 1)
         await w.read_and_compact()  # folds the first move into the segment: chat:m1 at 11
         await w.advance(1)  # the second move shows up, unfolded
-        view = await w.read()
+        # Listed down to the confirmed horizon (a reader trusting the fresh root may show the
+        # first move only, until the next full pass: rule 5; it then counts that state).
+        trusting = await w.read()
+        assert await trusting.zcount() == len(await trusting.zrange_by_score()) == 10
+        view = await w.store.read(INDEX, trust=False)
         live = await view.zrange_by_score()
         assert Entry(12, "chat:m1") in live and len(live) == 10
         assert await view.zcount(11, 12) == 1
@@ -846,19 +949,21 @@ async def compact_and_check_rules(w: World, view: IndexView) -> None:
         assert not wrote
         assert (w.kv.snapshot().get(INDEX), w.head_metadata()) == head_before
     if wrote:
-        assert (w.head_metadata() or {}).get("at") == view.read_ms
-        if w.layout is None:
+        # A pass claims what it listed up to its read time less put_ms (rule 5); the view may
+        # have been read again as a full pass, now.
+        seen = (w.head_metadata() or {}).get("v")
+        assert seen in (view.read_ms - w.store.put_ms, now - w.store.put_ms)
+        if w.layout is None and view.full:
             assert w.head() == merged
     deleted = journal_before - set(w.journal_keys())
     if deleted:  # rule 3: only entries folded into the root read, once they are old enough
         event("journal entries garbage-collected during the schedule")
         assert len(deleted) <= MAX_GC_DELETES
-        cutoff = view.read_ms - (2 * w.settle_ms + MAX_COMPACTION_MS)
-        eligible = {
-            j.key for j in view.journal
-            if j.written_ms + w.settle_ms <= view.root.at and j.written_ms <= cutoff
-        }
-        assert deleted <= eligible
+        root_at = max(view.root.at, (head_before[1] or {}).get("at", 0))
+        for key in deleted:
+            written = w.kv_written_ms(key)
+            assert written + w.settle_ms <= root_at
+            assert written <= now - w.store.collection_delay_ms
 
 
 async def run_requests(batch: list[Request], settle_ms: int, layout: Layout | None) -> None:
