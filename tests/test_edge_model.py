@@ -313,7 +313,8 @@ def read_elsewhere_then(write_back: bool, cached: bool) -> Script:
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "documented edge limit (README, consistency model): without a consistent read, a PATCH "
-    "that reads a stale cached record (deleted or erased elsewhere within the cache TTL) answers 200 and writes the record back with no index entries: an "
+    "that reads a stale cached record (deleted or erased elsewhere within the cache TTL) "
+    "answers 200 and writes the record back with no index entries: an "
     "acknowledged message that no listing shows"))
 def test_a_patch_from_a_stale_cache_does_not_bring_back_an_unlisted_message() -> None:
     assert_only_about(scripted(EXACT, read_elsewhere_then(write_back=True, cached=True)), "m1")
@@ -325,7 +326,8 @@ def test_a_patch_after_a_delete_without_a_stale_cache() -> None:
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "documented edge limit (README, consistency model): without a consistent read, a create "
-    "that finds a stale cached record of a deleted message takes it for an identical replay and answers 200 without writing it: an acknowledged message with "
+    "that finds a stale cached record of a deleted message takes it for an identical replay "
+    "and answers 200 without writing it: an acknowledged message with "
     "no record"))
 def test_a_create_from_a_stale_cache_is_not_a_replay_of_a_deleted_message() -> None:
     assert_only_about(scripted(EXACT, read_elsewhere_then(write_back=False, cached=True)), "m1")
