@@ -418,25 +418,23 @@ def test_an_erase_racing_a_create_leaves_it_in_every_index_or_in_none() -> None:
     async def go() -> None:
         rig = Rig()
         await rig.step(rig.store.create(draft(id="old", conversation_id="c1", timestamp=1)))
-        saved: list[Any] = []
+        journaled, land = asyncio.Event(), asyncio.Event()
         real_put = rig.kv.put
 
         async def slow_record(key: str, value: str, **kw: Any) -> None:
-            if key == "chat:m1":
-                saved.append((key, value, kw))  # lands after the erase
-                return
+            if key == "chat:m1":  # the create's entries are journaled by now
+                journaled.set()
+                await land.wait()
             await real_put(key, value, **kw)
 
         rig.kv.put = slow_record  # type: ignore[method-assign]
         create = asyncio.ensure_future(rig.store.create(draft(id="m1", conversation_id="c1",
                                                              timestamp=2)))
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await journaled.wait()
         result = await rig.step(rig.store.erase(Scope("user", "u1")))
-        rig.kv.put = real_put  # type: ignore[method-assign]
+        land.set()
         await create
-        for key, value, kw in saved:
-            await rig.kv.put(key, value, **kw)
+        rig.kv.put = real_put  # type: ignore[method-assign]
         await rig.drain()
         assert result.deleted == 1  # "old" only
         in_user = "m1" in await rig.ids("user", "u1")
@@ -583,3 +581,30 @@ def test_reads_see_appends_whose_compaction_is_still_waiting() -> None:
                 work.close()
 
     run(scenario())
+
+
+def test_a_moved_message_is_never_listed_outside_the_range_asked_for() -> None:
+    """Issue 9, finding 6: the record has moved (timestamp 50) while the index still has the
+    entry at its old position (10): the move's index write is not visible yet. A listing of
+    [0, 20] must not return a message whose timestamp is 50; [40, 60] finds it once the move
+    is journaled."""
+
+    async def go() -> None:
+        rig = Rig()
+        await rig.step(rig.store.create(draft(id="m1", timestamp=10)))
+        moved = {**json.loads(rig.kv.snapshot()["chat:m1"]), "timestamp": 50}
+        await rig.kv.put("chat:m1", json.dumps(moved), metadata={"u": "u1", "s": 50, "p": [10]})
+        assert await rig.ids("user", "u1", start=0, end=20) == []
+        assert await rig.ids("user", "u1") == ["m1"]  # inside the whole range: still listed
+        await rig.step(rig.store.patch("m1", MessagePatch({"timestamp": 50})))
+        assert await rig.ids("user", "u1", start=40, end=60) == ["m1"]
+        assert await rig.ids("user", "u1", start=0, end=20) == []
+
+    run(go())
+
+
+def test_the_default_settle_time_covers_kvs_sixty_seconds_with_room() -> None:
+    """Issue 9, finding 5: KV documents 60 s "or more" for its caches and listings; a settle
+    time of exactly 60 s left no margin (compactions folding from listings that miss entries)."""
+    assert Config().journal_settle_ms >= 2 * 60_000
+    assert Config.from_env({}).journal_settle_ms == Config().journal_settle_ms

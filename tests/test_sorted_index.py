@@ -46,7 +46,7 @@ from sortedset import Entry
 T = TypeVar("T")
 
 INDEX = "user:chat:alice"
-DEFAULT_SETTLE_MS = 60_000  # Config.journal_settle_ms
+DEFAULT_SETTLE_MS = 120_000  # Config.journal_settle_ms
 SHORT_SETTLE_MS = 1_000  # shorter than MAX_COMPACTION_MS, as a test config might use
 START_MS = 1_700_000_000_000
 # Small enough that a few dozen entries spill the head into segments and split them.
@@ -1002,7 +1002,7 @@ async def run_requests(batch: list[Request], settle_ms: int, layout: Layout | No
 
 
 SETTLES = pytest.mark.parametrize(
-    "settle_ms", [SHORT_SETTLE_MS, DEFAULT_SETTLE_MS], ids=["settle-1s", "settle-60s"]
+    "settle_ms", [SHORT_SETTLE_MS, DEFAULT_SETTLE_MS], ids=["settle-1s", "settle-120s"]
 )
 LAYOUTS = pytest.mark.parametrize("layout", [None, TINY_LAYOUT], ids=["one-head", "segmented"])
 
