@@ -18,7 +18,7 @@ from app_harness import (
 from chat_store import MAX_ERASE_PER_REQUEST, ChatStore, Scope
 from compaction_pacer import CompactionPacer
 from config import Config, ConfigError
-from errors import Conflict, NotFound
+from errors import Conflict, NotFound, StorageUnavailable
 from memory_kv import MemoryKV
 from sorted_index import MIN_SETTLE_MS
 from sortedset import MAX_SCORE, MIN_SCORE
@@ -608,3 +608,60 @@ def test_the_default_settle_time_covers_kvs_sixty_seconds_with_room() -> None:
     time of exactly 60 s left no margin (compactions folding from listings that miss entries)."""
     assert Config().journal_settle_ms >= 2 * 60_000
     assert Config.from_env({}).journal_settle_ms == Config().journal_settle_ms
+
+
+def test_a_re_create_waits_for_a_delete_of_the_same_id_under_way() -> None:
+    """Linearizable delete vs re-create: while a DELETE of m1 has deleted the record but not yet
+    journaled the removals, a create of m1 must not journal its entries (the delete's removals,
+    later, would win: a live message no index lists). It answers 503 (retry shortly); once the
+    delete is done the retry creates m1, listed everywhere."""
+
+    async def go() -> None:
+        rig = Rig()
+        await rig.step(rig.store.create(draft(id="m1", conversation_id="c1", timestamp=5)))
+        record_gone, finish = asyncio.Event(), asyncio.Event()
+        real_put = rig.kv.put
+
+        async def slow_journal(key: str, value: str, **kw: Any) -> None:
+            if key.startswith(JOURNAL_PREFIX) and '"r"' in value and not finish.is_set():
+                record_gone.set()  # the record went first; the removals are on their way
+                await finish.wait()
+            await real_put(key, value, **kw)
+
+        rig.kv.put = slow_journal  # type: ignore[method-assign]
+        deleting = asyncio.ensure_future(rig.store.delete("m1"))
+        await record_gone.wait()
+        with pytest.raises(StorageUnavailable):
+            await rig.store.create(draft(id="m1", conversation_id="c1", timestamp=6))
+        finish.set()
+        await deleting
+        rig.kv.put = real_put  # type: ignore[method-assign]
+        await rig.drain()
+        _, created = await rig.step(rig.store.create(draft(id="m1", conversation_id="c1",
+                                                           timestamp=6)))
+        assert created
+        assert await rig.ids("user", "u1") == ["m1"]
+        assert await rig.ids("conversation", "c1") == ["m1"]
+        rig.clock.advance(5_000)
+        assert await rig.ids("user", "u1") == ["m1"]  # the delete's removals did not win
+
+    run(go())
+
+
+def test_a_re_create_finishes_a_delete_that_died_half_way() -> None:
+    async def go() -> None:
+        rig = Rig()
+        await rig.step(rig.store.create(draft(id="m1", timestamp=5)))
+        plan = {"at": rig.clock(), "owner": "u1", "members": ["chat:m1"],
+                "ops": {"user:chat:u1": [["r", "chat:m1", 5]]}}
+        await rig.kv.put("idx:intent:chat:m1", json.dumps(plan))
+        await rig.kv.delete("chat:m1")  # the delete died after its record went
+        rig.clock.advance(60_000)  # long past any delete still running
+        _, created = await rig.step(rig.store.create(draft(id="m1", timestamp=7)))
+        assert created
+        assert "idx:intent:chat:m1" not in rig.kv.snapshot()
+        rig.clock.advance(5_000)
+        assert await rig.ids("user", "u1") == ["m1"]
+        assert await rig.count("user", "u1") == 1
+
+    run(go())
