@@ -122,8 +122,11 @@ HINT_MARGIN_MS = MAX_COMPACTION_MS
 # Value-only journal entries (written before ops always fit in metadata) a reader reads.
 MAX_HINT_READS = 16
 _METADATA_ROOM = MAX_METADATA_BYTES - 64  # leave room for the other metadata fields
-# Journal versions count down from here, so a prefix listing is newest first.
+# Journal versions count down from here, so a prefix listing is newest first. Versions below
+# _LEGACY_BELOW are clock readings of entries written before (they count up): until 2128, a
+# count-down version stays above it and a clock reading below.
 _VERSION_CEILING = 10**13 - 1
+_LEGACY_BELOW = 5 * 10**12
 # The lowest position of all: every real entry sorts after it.
 BOTTOM = Entry(MIN_SCORE - 1, "")
 
@@ -202,6 +205,9 @@ class JournalEntry:
     key: str
     written_ms: int
     ops: tuple[Op, ...] | None  # None: too big for metadata, read the value when needed
+    # Written before versions counted down (their clock counts up, and they list before every
+    # newer entry): a walk newest first cannot stop at them.
+    legacy: bool = False
 
 
 @dataclass(frozen=True)
@@ -623,6 +629,8 @@ class IndexStore:
         truncated = False
         async for entry in self._walk_journal(index):
             if entry.written_ms <= horizon - hint_margin_ms:
+                if entry.legacy:
+                    continue
                 break
             if entry.written_ms <= horizon:
                 hints.extend(entry.ops or ())
@@ -642,13 +650,15 @@ class IndexStore:
         while True:
             page = await self._kv.list(prefix=prefix, limit=limit, cursor=cursor)
             for key in page.keys:
+                digits = key.name[len(prefix) : len(prefix) + 13]
+                version = int(digits) if digits.isdigit() else _VERSION_CEILING
+                legacy = version < _LEGACY_BELOW
                 written = _int_field(key.metadata, "t")
                 if not written:  # fall back to the clock part of the version
-                    digits = key.name[len(prefix) : len(prefix) + 13]
-                    written = _VERSION_CEILING - int(digits) if digits.isdigit() else 0
+                    written = version if legacy else _VERSION_CEILING - version
                 raw_ops = (key.metadata or {}).get("ops")
                 ops = _parse_ops(raw_ops) if raw_ops is not None else None
-                yield JournalEntry(key.name, written, ops)
+                yield JournalEntry(key.name, written, ops, legacy)
             if page.list_complete or not page.cursor:
                 return
             cursor, limit = page.cursor, MAX_LIST_LIMIT

@@ -633,6 +633,27 @@ def test_the_journal_is_collected_after_a_quiet_period() -> None:
     run(scenario())
 
 
+def test_entries_journaled_before_versions_counted_down_are_still_read() -> None:
+    """An index written by the previous release keeps ascending journal keys until they are
+    collected; they list before every newer entry, so a newest-first walk must not stop there."""
+
+    async def scenario() -> None:
+        w = World()
+        old = Op.add("chat:old", 1)
+        await w.kv.put(f"{journal_prefix(INDEX)}{START_MS:013d}-000000abcdef0123",
+                       json.dumps([old.to_json()]),
+                       metadata={"t": START_MS, "ops": [old.to_json()]})
+        w.records.append(Recorded([old], START_MS, visible_ms=START_MS))
+        await w.advance(w.settle_ms * 3)
+        await w.read_and_compact()  # a root from now on; the old entry is long confirmed
+        await w.record(w.ops(("add", "chat:new", 2)))
+        await w.check()
+        assert [e.member for e in await w.live()] == ["chat:old", "chat:new"]
+        await drain(w)
+
+    run(scenario())
+
+
 # -- KV operation costs ----------------------------------------------------------------------------
 
 
