@@ -1,37 +1,51 @@
 #!/usr/bin/env python3
-"""Benchmark chat-store under the local Workers runtime (issue 3).
+"""Benchmark chat-store under the local Workers runtime (issues 3, 9 and 14).
 
     .venv/bin/python bench/run.py                 # full run: sizes 10,1000,10000,100000
     .venv/bin/python bench/run.py --quick         # smoke run: sizes 10,1000, fewer samples
     .venv/bin/python bench/run.py --publish       # also copy the figures to docs/bench/
+
+Nothing stored is tidied by hand: every key in the KV namespace is written, rewritten and
+deleted by the store itself, through its API, with the Worker's default settle time ``S``
+(``journal_settle_ms`` in src/config.py, read from the snapshot). What is timed is what an
+import leaves and what the store's own compaction and collection make of it.
 
 What it does, in order (every Worker is a ``wrangler dev`` started by tests/worker_harness.py):
 
 1. **Snapshot.** ``wrangler.toml`` and ``src/`` are copied to a temporary folder and the Worker
    runs from there, so an edit to ``src/`` during the run cannot hot-reload the Worker under
    the benchmark. The snapshot's hash and the git commit are recorded.
-2. **Seed.** One user per history size, written with ``POST /v1/messages/batch`` (100 messages
-   per request, client-supplied ids, increasing timestamps, ``--concurrency`` requests in
-   flight). Seeding runs with ``JOURNAL_SETTLE_MS=--seed-settle-ms`` (default 1000): local KV
-   is strongly consistent, so a short settle window is safe here, while the production 60 s
-   window would leave a minute of seed batches (up to hundreds of 100-op journal entries)
-   unfolded, replayed by every read and re-folded by every compaction.
-3. **Settle.** Reads make the store fold the last batches and collect its journal, in rounds,
-   until every user's journal is empty or ``--settle-timeout``; every count is then checked.
-   What is still in the journal (entries already folded into the root) is removed with
-   ``wrangler kv bulk delete`` while no Worker runs (``--journal fastforward``, the default), so
-   that the sizes differ only in history, not in how recently a burst of writes happened; the
-   counts are checked again afterwards, so an entry that was not folded cannot go missing
-   silently. ``--journal keep`` measures with whatever the import left instead.
-4. **Measure.** chat-store restarts with ``JOURNAL_SETTLE_MS=--settle-ms`` (default 60000, the
-   production value); that restart and the floor worker's start are the cold-start samples.
+2. **Seed.** One user per history size, plus the *quiet* user of the burst rows (as many
+   messages as the burst import), written with ``POST /v1/messages/batch`` (100 messages per
+   request, client-supplied ids, increasing timestamps, ``--concurrency`` requests in flight).
+   ``JOURNAL_SETTLE_MS`` is ``--seed-settle-ms``, by default the measuring value.
+3. **Settle.** A client reads every seeded user every 5 s or more, as an application would, so
+   that the store folds the last batches and collects its journal by its own rules (rule 3 of
+   src/sorted_index.py: an entry goes only once folded and ``2S + M`` plus a full-pass interval
+   old, 255 s with S = 120 s, at most 256 a pass), until every user's journal is empty or
+   ``--settle-timeout``. What is left then is measured as it is, and reported. Every count is
+   checked.
+4. **Measure.** chat-store restarts with ``JOURNAL_SETTLE_MS=--settle-ms`` (default: the
+   Worker's default); that restart and the floor worker's start are the cold-start samples.
    Per size, sequential requests over one keep-alive connection, ``--warmup`` discarded then
    ``--samples`` timed: newest-50, mid-history range, count, page 100 of 50, then append and
    batch append (writes last, so the reads see exactly the seeded history). The floor worker
    (bench/floor-worker, plain JS doing only the KV calls an append and a read need) is measured
    in each size's round too. CPU time of the runtime processes is read from /proc around each
    operation's samples.
-5. **Report.** A markdown table on stdout and in ``bench/out/results.md``, raw samples in
+5. **Bursts** (``--burst-messages``, 20,000; ``--quick`` 5,000; 0 skips them). Newest-50 reads,
+   paced one per ``--burst-read-interval`` so that the samples span the store's compaction
+   cycles (one a second per index, a full pass every 5 s):
+   *quiet*: of the quiet user, nothing written for minutes (the baseline);
+   *after import*: an import of ``--burst-messages`` in batches of 100 into one new user and one
+   conversation (``--concurrency`` in flight), then at once the same reads of that user;
+   *under N appends/s* (``--burst-rates``, 1,5,20): a background thread appends single
+   messages to the quiet user at N a second (client-side pacing, its own connection), for
+   ``--rate-warmup`` seconds first (the collection delay + 5 s: the journal, the compactions
+   and the collection of the writer's own entries in steady state) and then while the reads
+   are timed. Each read must return every append acknowledged before it began (counted as
+   stale otherwise). Each row is compared with the quiet read (target: within 1.3x).
+6. **Report.** A markdown table on stdout and in ``bench/out/results.md``, raw samples in
    ``bench/out/results.json``, a plot in ``bench/out/latency.png``.
 """
 
@@ -42,6 +56,7 @@ import concurrent.futures as cf
 import contextlib
 import datetime as dt
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -52,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -97,6 +113,12 @@ FLOOR_OPS = ("floor_append", "floor_read", "floor_read10", "floor_list")
 READS = {"newest50", "range_mid", "count", "deep_page"}
 TARGET_SCALE = 1.3
 TARGET_FLOOR = {"append": 3.0, "newest50": 2.0}
+# Burst rows (issue 14): a newest-50 read right after an import and under steady appends,
+# each against the same read of a quiet history of the same size.
+TARGET_BURST = 1.3
+BURST_MESSAGES = 20_000
+QUICK_BURST_MESSAGES = 5_000
+BURST_RATES = (1, 5, 20)
 
 
 def log(msg: str) -> None:
@@ -128,6 +150,7 @@ def summary(samples_ms: list[float]) -> dict[str, float]:
     return {
         "n": len(samples_ms),
         "median_ms": statistics.median(samples_ms) if samples_ms else float("nan"),
+        "p90_ms": percentile(samples_ms, 0.90),
         "p95_ms": percentile(samples_ms, 0.95),
         "min_ms": min(samples_ms) if samples_ms else float("nan"),
         "max_ms": max(samples_ms) if samples_ms else float("nan"),
@@ -203,6 +226,26 @@ def snapshot_app(dest: Path) -> dict[str, str]:
     return info
 
 
+def store_timing(src: Path, settle_ms: int | None) -> tuple[int, int]:
+    """The settle time S the Worker runs with (``settle_ms``, else its own default) and the age
+    at which its compaction may collect a journal entry (rule 3), both from the snapshot's own
+    code, so that the waits here follow the store's rules when they change."""
+    sys.path.insert(0, str(src))
+    try:
+        config = importlib.import_module("config")
+        sorted_index = importlib.import_module("sorted_index")
+        settle = settle_ms if settle_ms is not None else int(config.Config.journal_settle_ms)
+        store = sorted_index.IndexStore(None, lambda: 0, settle)
+        return settle, int(store.collection_delay_ms)
+    except Exception as exc:  # a refactor of src/ must not stop the benchmark
+        settle = settle_ms if settle_ms is not None else 120_000
+        log(f"warning: could not read the store's timing from {src} ({exc!r}); assuming "
+            f"S = {settle} ms and collection after 2S + 15 s")
+        return settle, 2 * settle + 15_000
+    finally:
+        sys.path.remove(str(src))
+
+
 def first_health_ms(worker: LocalWorker, wait_s: float = 3.0) -> float | None:
     """Server-side duration of the first answered /health (the runtime's first request)."""
     deadline = time.monotonic() + wait_s
@@ -240,20 +283,38 @@ def user_id(size: int) -> str:
     return f"bench-u{size}"
 
 
+def quiet_user(size: int) -> str:
+    """The burst rows' baseline history (and the one the background writer appends to)."""
+    return f"bench-quiet{size}"
+
+
+def burst_user(size: int) -> tuple[str, str]:
+    """The user and the conversation the burst import writes into."""
+    return f"bench-burst{size}", f"bench-burst{size}-c"
+
+
 def ts(i: int) -> int:
     return T0 + i * STEP_MS
 
 
-def message(user: str, i: int, *, with_id: bool) -> dict[str, Any]:
+def message(user: str, i: int, *, with_id: bool, conversation: str | None = None
+            ) -> dict[str, Any]:
     msg: dict[str, Any] = {
         "user_id": user,
         "sender": {"id": user, "role": "user"},
         "content": f"{CONTENT}#{i}",
         "timestamp": ts(i),
     }
+    if conversation is not None:
+        msg["conversation_id"] = conversation
     if with_id:
         msg["id"] = f"{user}-{i:07d}"
     return msg
+
+
+def journal_prefix(index: str) -> str:
+    """Where the store journals ``index`` (``idx:log:{index}:``, src/sorted_index.py)."""
+    return f"idx:log:{index}:"
 
 
 def check(response: httpx.Response, *ok: int) -> httpx.Response:
@@ -263,8 +324,10 @@ def check(response: httpx.Response, *ok: int) -> httpx.Response:
     return response
 
 
-def with_retries(call: Callable[[], httpx.Response], *ok: int, attempts: int = 5) -> httpx.Response:
-    """Seeding only: every seed request is idempotent (client ids), so retrying is safe."""
+def with_retries(call: Callable[[], httpx.Response], *ok: int, attempts: int = 5,
+                 retried: list[int] | None = None) -> httpx.Response:
+    """Seeding and settling only: every seed request is idempotent (client ids), so retrying is
+    safe. ``retried[0]`` counts the retries."""
     for attempt in range(attempts):
         try:
             response = call()
@@ -278,6 +341,8 @@ def with_retries(call: Callable[[], httpx.Response], *ok: int, attempts: int = 5
         if attempt == attempts - 1:
             raise RuntimeError(f"giving up after {attempts} attempts ({why})")
         log(f"  retrying after {why}")
+        if retried is not None:
+            retried[0] += 1
         time.sleep(1 + attempt)
     raise AssertionError("unreachable")
 
@@ -287,96 +352,98 @@ def with_retries(call: Callable[[], httpx.Response], *ok: int, attempts: int = 5
 
 @dataclass
 class SeedReport:
-    sizes: list[int]
+    users: dict[str, int]  # user id -> messages
     batches: int = 0
     seconds: float = 0.0
     batch_ms: list[float] = field(default_factory=list)
-    per_user_s: dict[int, float] = field(default_factory=dict)
-    journal_left: dict[int, int] = field(default_factory=dict)
-    journal_deleted: dict[int, int] = field(default_factory=dict)
-    layout: dict[int, dict[str, Any]] = field(default_factory=dict)
+    per_user_s: dict[str, float] = field(default_factory=dict)
+    retries: int = 0
+    settle_s: float = 0.0
+    journal_left: dict[str, str] = field(default_factory=dict)
+    layout: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
 
-def seed(worker: LocalWorker, sizes: list[int], concurrency: int) -> SeedReport:
-    report = SeedReport(sizes)
-    jobs: list[tuple[int, int]] = []  # (size, first message number), interleaved across users
-    per_user = {size: list(range(0, size, BATCH)) for size in sizes}
+def seed(worker: LocalWorker, users: dict[str, int], concurrency: int,
+         conversation: str | None = None, quiet: bool = False) -> SeedReport:
+    """Write ``users`` (id -> messages) through the batch API, users interleaved; with
+    ``conversation``, every message also goes into that conversation."""
+    report = SeedReport(dict(users))
+    jobs: list[tuple[str, int]] = []  # (user, first message number), interleaved across users
+    per_user = {user: list(range(0, n, BATCH)) for user, n in users.items()}
     for b in range(max(len(v) for v in per_user.values())):
-        for size in sizes:
-            if b < len(per_user[size]):
-                jobs.append((size, per_user[size][b]))
-    remaining = {size: len(v) for size, v in per_user.items()}
+        for user in users:
+            if b < len(per_user[user]):
+                jobs.append((user, per_user[user][b]))
+    remaining = {user: len(v) for user, v in per_user.items()}
+    retries = [0]
     started = time.perf_counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     with httpx.Client(base_url=worker.base_url, headers=AUTH, timeout=120, limits=limits) as c:
 
-        def run(job: tuple[int, int]) -> tuple[int, float]:
-            size, first = job
-            user = user_id(size)
-            body = {"messages": [message(user, i, with_id=True)
-                                 for i in range(first, min(first + BATCH, size))]}
+        def run(job: tuple[str, int]) -> tuple[str, float]:
+            user, first = job
+            body = {"messages": [message(user, i, with_id=True, conversation=conversation)
+                                 for i in range(first, min(first + BATCH, users[user]))]}
             t = time.perf_counter()
-            with_retries(lambda: c.post("/v1/messages/batch", json=body), 200, 201)
-            return size, (time.perf_counter() - t) * 1000
+            with_retries(lambda: c.post("/v1/messages/batch", json=body), 200, 201,
+                         retried=retries)
+            return user, (time.perf_counter() - t) * 1000
 
         done = 0
         with cf.ThreadPoolExecutor(concurrency) as pool:
-            for size, ms in pool.map(run, jobs):
+            for user, ms in pool.map(run, jobs):
                 report.batch_ms.append(ms)
                 done += 1
-                remaining[size] -= 1
-                if remaining[size] == 0:
-                    report.per_user_s[size] = time.perf_counter() - started
-                if done % 100 == 0 or done == len(jobs):
+                remaining[user] -= 1
+                if remaining[user] == 0:
+                    report.per_user_s[user] = time.perf_counter() - started
+                if not quiet and (done % 100 == 0 or done == len(jobs)):
                     rate = done / (time.perf_counter() - started)
                     log(f"  seeded {done}/{len(jobs)} batches ({rate:.1f}/s, "
                         f"last {ms:.0f} ms, load {loadavg():.1f})")
     report.batches = len(jobs)
     report.seconds = time.perf_counter() - started
+    report.retries = retries[0]
     return report
 
 
-def settle(worker: LocalWorker, sizes: list[int], timeout_s: float) -> dict[int, int]:
-    """Let the store fold and collect what the import left in the journal; entries left.
+def journal_count(worker: LocalWorker, index: str) -> str:
+    """Journal entries of ``index`` in the KV files, as text: `wrangler kv key list` shows at
+    most 1,000 keys, so a full page reads "1000+"."""
+    n = len(worker.kv_list(journal_prefix(index)))
+    return f"{n}+" if n >= 1000 else str(n)
 
-    Reads make the store fold the last seed batches (and, where the store's rules allow, collect
-    settled journal entries). Rounds go on until every journal is empty or ``timeout_s``.
+
+def settle(worker: LocalWorker, users: list[str], timeout_s: float) -> dict[str, str]:
+    """Read like an application until the store has collected the import's journal; returns
+    the entries left per user.
+
+    Collection is the store's own (rule 3 of src/sorted_index.py): a read whose index has
+    journal entries old enough defers a compaction that deletes up to 256 of them, at most one
+    such full pass per 5 s per index. So every user is read every 5 s or more, until every
+    journal is empty or ``timeout_s``; whatever is left then stays and is measured.
     """
     deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=worker.base_url, headers=AUTH, timeout=120) as c:
         while True:
-            for size in sizes:
-                with_retries(lambda s=size: c.get(f"/v1/users/{user_id(s)}/messages",
+            round_start = time.monotonic()
+            for user in users:
+                with_retries(lambda u=user: c.get(f"/v1/users/{u}/messages",
                                                   params={"limit": PAGE}), 200)
             time.sleep(2)  # the compactions those reads deferred
-            left = {s: len(worker.kv_list(f"idx:log:user:chat:{user_id(s)}:")) for s in sizes}
+            left = {u: journal_count(worker, f"user:chat:{u}") for u in users}
             log(f"  journal entries left: {left}")
-            if not any(left.values()) or time.monotonic() > deadline:
+            if all(v == "0" for v in left.values()) or time.monotonic() > deadline:
                 return left
-            time.sleep(3)
+            # A full pass (the only kind that collects) runs at most every 5 s per index.
+            time.sleep(max(0.0, 5.5 - (time.monotonic() - round_start)))
 
 
-def counts(worker: LocalWorker, sizes: list[int]) -> dict[int, int]:
+def counts(worker: LocalWorker, users: list[str]) -> dict[str, int]:
     with httpx.Client(base_url=worker.base_url, headers=AUTH, timeout=120) as c:
-        return {size: int(check(c.get(f"/v1/users/{user_id(size)}/messages/count")).json()
-                          ["count"]) for size in sizes}
-
-
-def kv_bulk_delete(worker: LocalWorker, keys: list[str], scratch: Path) -> None:
-    """Delete keys from the local KV files (worker stopped) with `wrangler kv bulk delete`."""
-    for start in range(0, len(keys), 5000):
-        file = scratch / "bulk-delete.json"
-        file.write_text(json.dumps(keys[start : start + 5000]))
-        done = subprocess.run(
-            [str(WRANGLER), "kv", "bulk", "delete", str(file), "--binding", "CHAT_KV",
-             "--local", "--force", "--persist-to", str(worker.persist_dir),
-             "--config", str(worker.config)],
-            cwd=REPO_ROOT, env=_wrangler_env(worker.registry_dir), capture_output=True,
-            timeout=300, check=False, stdin=subprocess.DEVNULL,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"wrangler kv bulk delete failed: {done.stderr.decode()[-500:]}")
+        return {u: int(check(c.get(f"/v1/users/{u}/messages/count")).json()["count"])
+                for u in users}
 
 
 def _wrangler_kv(worker: LocalWorker, *args: str) -> bytes:
@@ -391,9 +458,9 @@ def _wrangler_kv(worker: LocalWorker, *args: str) -> bytes:
     return done.stdout
 
 
-def index_layout(worker: LocalWorker, size: int) -> dict[str, Any]:
+def index_layout(worker: LocalWorker, user: str) -> dict[str, Any]:
     """How the user's index is stored: head entries, segments, manifest (from the KV files)."""
-    index = f"user:chat:{user_id(size)}"
+    index = f"user:chat:{user}"
     listed = json.loads(_wrangler_kv(worker, "list", "--prefix", index))
     root_meta = next((k.get("metadata") or {} for k in listed if k["name"] == index), {})
     head_raw = worker.kv_get(index) or "[]"
@@ -626,6 +693,223 @@ def measure_size(chat: LocalWorker, floor: LocalWorker, size: int, timer: Timer,
     return results
 
 
+# -- bursts -------------------------------------------------------------------------------------
+
+
+@dataclass
+class BurstRow:
+    """One burst row: newest-50 reads of ``user``, paced, under some write activity."""
+
+    key: str  # "quiet", "import", "rate{N}"
+    label: str
+    user: str
+    samples_ms: list[float]
+    cpu_busy: float | None  # runtime CPU seconds per wall second while timed (1.0: one core)
+    load: float
+    stale: int = 0  # reads that missed an append acknowledged before they began
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label, "user": self.user,
+                **summary(self.samples_ms), "cpu_busy": self.cpu_busy, "load_1min": self.load,
+                "stale_reads": self.stale, "note": self.note, **self.extra,
+                "samples_ms": [round(s, 3) for s in self.samples_ms]}
+
+
+class PacedWriter:
+    """Appends single messages to ``user`` at ``rate`` a second, from its own thread and its own
+    connection, as a steady client would: one request at a time on a fixed beat; an append that
+    comes late is sent at once, and the beat restarts from it (no catching up in a bunch)."""
+
+    def __init__(self, base_url: str, user: str, rate: float, next_i: list[int]) -> None:
+        self.base_url = base_url
+        self.user = user
+        self.rate = rate
+        self._next_i = next_i  # message numbers, shared by the writers of one user
+        self.acked_ts = 0  # timestamp of the newest acknowledged append
+        self.acked = 0
+        self.latencies_ms: list[float] = []
+        self.errors: list[str] = []
+        self.elapsed_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"writer-{rate:g}/s", daemon=True)
+        self._started = 0.0
+
+    def start(self) -> PacedWriter:
+        self._started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=120)
+        self.elapsed_s = time.perf_counter() - self._started
+
+    def newest_acked(self) -> int:
+        return self.acked_ts
+
+    @property
+    def achieved_rate(self) -> float:
+        return len(self.latencies_ms) / self.elapsed_s if self.elapsed_s > 0 else float("nan")
+
+    def _run(self) -> None:
+        beat = 1.0 / self.rate
+        with httpx.Client(base_url=self.base_url, headers=AUTH, timeout=60) as c:
+            due = time.perf_counter()
+            while not self._stop.wait(max(0.0, due - time.perf_counter())):
+                i = self._next_i[0]
+                self._next_i[0] += 1
+                body = message(self.user, i, with_id=False)
+                t = time.perf_counter()
+                try:
+                    response = c.post("/v1/messages", json=body)
+                except httpx.HTTPError as exc:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                else:
+                    if response.status_code == 201:
+                        self.latencies_ms.append((time.perf_counter() - t) * 1000)
+                        self.acked += 1
+                        self.acked_ts = ts(i)
+                    else:
+                        self.errors.append(f"{response.status_code}: {response.text[:200]}")
+                due = max(due + beat, time.perf_counter())
+
+
+def paced_reads(c: httpx.Client, user: str, n: int, interval_s: float,
+                acked_ts: Callable[[], int] | None = None) -> tuple[list[float], int]:
+    """``n`` newest-50 reads of ``user``, one starting every ``interval_s`` (at once after one
+    that overran); returns their latencies and how many missed an acknowledged append."""
+    samples: list[float] = []
+    stale = 0
+    due = time.perf_counter()
+    for _ in range(n):
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        newest_acked = acked_ts() if acked_ts is not None else 0
+        t = time.perf_counter()
+        body = check(c.get(f"/v1/users/{user}/messages", params={"limit": PAGE})).json()
+        samples.append((time.perf_counter() - t) * 1000)
+        got = body["messages"]
+        if len(got) != PAGE:
+            raise RuntimeError(f"newest-{PAGE} read of {user} returned {len(got)} messages")
+        if got[0]["timestamp"] < newest_acked:
+            stale += 1
+        due = max(due + interval_s, time.perf_counter())
+    return samples, stale
+
+
+@dataclass
+class BurstConfig:
+    messages: int
+    rates: list[float]
+    samples: int
+    warmup: int
+    interval_s: float
+    rate_warmup_s: float
+    concurrency: int
+
+
+def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
+                   ) -> tuple[list[BurstRow], dict[str, Any]]:
+    """The burst rows (issue 14): quiet baseline, right after an import, under steady appends."""
+    n = cfg.messages
+    quiet = quiet_user(n)
+    user, conversation = burst_user(n)
+    rows: list[BurstRow] = []
+    info: dict[str, Any] = {}
+
+    def timed(key: str, label: str, reads_of: str, warmup: int,
+              acked_ts: Callable[[], int] | None = None) -> BurstRow:
+        with httpx.Client(base_url=chat.base_url, headers=AUTH, timeout=120) as c:
+            for _ in range(warmup):
+                check(c.get(f"/v1/users/{reads_of}/messages", params={"limit": PAGE}))
+            load = loadavg()
+            before = runtime_cpu(chat)
+            t = time.perf_counter()
+            samples, stale = paced_reads(c, reads_of, cfg.samples, cfg.interval_s, acked_ts)
+            wall = time.perf_counter() - t
+            after = runtime_cpu(chat)
+        busy = (after - before) / wall if before is not None and after is not None else None
+        row = BurstRow(key, label, reads_of, samples, busy, load, stale)
+        s = summary(samples)
+        log(f"  {label:<40}: median {s['median_ms']:7.1f} ms  p90 {s['p90_ms']:7.1f} ms  "
+            f"runtime busy {fmt(busy, 2)} cores  load {load:.1f}"
+            + (f"  {stale} STALE" if stale else ""))
+        return row
+
+    # The baseline: a history of the same size that nobody has written for minutes.
+    wait_idle([chat, floor])
+    rows.append(timed("quiet", f"quiet history of {n:,}", quiet, cfg.warmup))
+
+    # An import into a new user and conversation, then at once the same reads of that user.
+    wait_idle([chat, floor])
+    log(f"  importing {n:,} messages into {user} + {conversation} "
+        f"({cfg.concurrency} batches in flight)")
+    imported = seed(chat, {user: n}, cfg.concurrency, conversation=conversation, quiet=True)
+    row = timed("import", f"right after a {n:,}-message import", user, 0)
+    # Counted once the timed reads are done: the CLI call costs CPU of its own.
+    journal_after = {"user": journal_count(chat, f"user:chat:{user}"),
+                     "conversation": journal_count(chat, f"conversation:chat:{conversation}")}
+    row.extra = {"import_batches": imported.batches, "import_s": imported.seconds,
+                 "import_batch_median_ms": statistics.median(imported.batch_ms),
+                 "import_retries": imported.retries, "journal_after_reads": journal_after}
+    row.note = (f"{imported.batches} batches of {BATCH} in {imported.seconds:.0f} s "
+                f"({imported.batches / max(imported.seconds, 1e-9):.1f}/s, {cfg.concurrency} in "
+                f"flight); first read {row.samples_ms[0]:.0f} ms; journal after the reads: user "
+                f"{journal_after['user']}, conversation {journal_after['conversation']}"
+                + (f"; {imported.retries} batch(es) retried" if imported.retries else ""))
+    rows.append(row)
+    info["import"] = row.extra
+
+    # Steady appends to the quiet user while its reads are timed.
+    next_i = [n]
+    for rate in cfg.rates:
+        wait_idle([chat, floor])
+        writer = PacedWriter(chat.base_url, quiet, rate, next_i).start()
+        try:
+            time.sleep(cfg.rate_warmup_s)  # the journal and compactions reach their pace first
+            row = timed(f"rate{rate:g}", f"under {rate:g} append{'s' if rate != 1 else ''}/s",
+                        quiet, cfg.warmup, acked_ts=writer.newest_acked)
+        finally:
+            writer.stop()
+        lat = writer.latencies_ms
+        row.extra = {"rate": rate, "achieved_rate": writer.achieved_rate,
+                     "appends": writer.acked, "append_errors": len(writer.errors),
+                     "append_median_ms": statistics.median(lat) if lat else None,
+                     "append_p90_ms": percentile(lat, 0.90) if lat else None}
+        row.note = (f"{writer.acked} appends in {writer.elapsed_s:.0f} s "
+                    f"({writer.achieved_rate:.1f}/s, {cfg.rate_warmup_s:g} s before the reads); "
+                    "append median "
+                    f"{fmt(row.extra['append_median_ms'])} ms, p90 "
+                    f"{fmt(row.extra['append_p90_ms'])} ms")
+        if writer.errors:
+            row.note += f"; {len(writer.errors)} append(s) FAILED: {writer.errors[0]}"
+            log(f"  warning: {len(writer.errors)} appends failed, first: {writer.errors[0]}")
+        if row.stale:
+            row.note += f"; {row.stale} read(s) missed an acknowledged append"
+            log(f"  warning: {row.stale} reads missed an acknowledged append")
+        rows.append(row)
+
+    # Every count exact: the import's, both indexes, and the quiet user's with the appends.
+    appended = next_i[0] - n
+    got = {}
+    with httpx.Client(base_url=chat.base_url, headers=AUTH, timeout=120) as c:
+        for path in (f"/v1/users/{user}/messages/count",
+                     f"/v1/conversations/{conversation}/messages/count",
+                     f"/v1/users/{quiet}/messages/count"):
+            got[path] = int(check(c.get(path)).json()["count"])
+    want = [n, n, n + appended]
+    # A failed append may or may not have been stored: then only the other counts are exact.
+    if any(r.extra.get("append_errors") for r in rows):
+        want[2] = got[f"/v1/users/{quiet}/messages/count"]
+    if list(got.values()) != want:
+        raise RuntimeError(f"counts after the burst rows are wrong: {got}, expected {want}")
+    info["counts"] = got
+    return rows, info
+
+
 def cold_start(chat: LocalWorker, floor: LocalWorker, read_size: int) -> list[ColdStart]:
     """Start each Worker fresh (one at a time) and time its first requests."""
     out: list[ColdStart] = []
@@ -676,7 +960,7 @@ def build_report(data: dict[str, Any]) -> str:
         f"uncommitted changes in src: {data['provenance']['src_dirty']}). "
         f"{cfg['samples']} samples per cell after {cfg['warmup']} warmups, sequential, one "
         f"keep-alive connection; `JOURNAL_SETTLE_MS={cfg['settle_ms']}` while measuring; "
-        f"journal after seeding: {cfg['journal']}."
+        + state_note(cfg)
     )
     lines.append("")
     ref = next((s for s in sizes if s >= 1000 and s != base_size), None)
@@ -725,6 +1009,7 @@ def build_report(data: dict[str, Any]) -> str:
                      f"{'' if fop == 'floor_list' else '1.00x'} | "
                      f"{fmt(p['runtime_cpu_ms'])} | {p['n']} samples |")
     lines.append("")
+    lines.extend(burst_report(data))
     lines.append("## Targets")
     lines.append("")
     for line in data["targets"]:
@@ -737,11 +1022,15 @@ def build_report(data: dict[str, Any]) -> str:
         lines.append("| history | head entries | head KiB | segments | entries per segment "
                      "(min / median / max) | manifest KiB |")
         lines.append("|---:|---:|---:|---:|---|---:|")
-        for size, lay in layout.items():
+        seeded = data["seed"].get("users") or {}
+        for key, lay in layout.items():
             seg = (f"{lay.get('segment_entries_min')} / {lay.get('segment_entries_median')} / "
                    f"{lay.get('segment_entries_max')}" if lay.get("segments") else "")
             man = fmt(lay["manifest_bytes"] / 1024) if "manifest_bytes" in lay else ""
-            lines.append(f"| {int(size):,} | {lay['head_entries']} | "
+            # Keyed by history size in results from before the burst rows, by user since.
+            history = (f"{int(key):,}" if key.isdigit()
+                       else f"{seeded.get(key, 0):,} ({key})")
+            lines.append(f"| {history} | {lay['head_entries']} | "
                          f"{fmt(lay['head_bytes'] / 1024)} | {lay['segments']} | {seg} | {man} |")
         lines.append("")
         lines.append("Every request parses the head (the root value); requests that go past it "
@@ -774,16 +1063,92 @@ def build_report(data: dict[str, Any]) -> str:
         f"{s['batches']} batches of up to {BATCH} messages in {s['seconds']:.0f} s "
         f"({s['batches'] / max(s['seconds'], 1e-9):.1f} batches/s, {cfg['concurrency']} in "
         f"flight, `JOURNAL_SETTLE_MS={cfg['seed_settle_ms']}`); batch latency median "
-        f"{fmt(s['batch_median_ms'], 0)} ms, p95 {fmt(s['batch_p95_ms'], 0)} ms. Journal "
-        f"entries still there after the store's own collection, per history size: "
+        f"{fmt(s['batch_median_ms'], 0)} ms, p95 {fmt(s['batch_p95_ms'], 0)} ms"
+        + (f", {s['retries']} retried" if s.get("retries") else "") + ". "
+        + (f"Then {s['settle_s']:.0f} s of reads (each user every 5 s or more) while the store "
+           "collected its journal by its own rules; journal entries still there when measuring "
+           "started: " if "settle_s" in s else
+           "Journal entries still there after the store's own collection, per history size: ")
         + ", ".join(f"{k}: {v}" for k, v in s["journal_left"].items())
-        + f" ({cfg['journal']}). KV keys after seeding: "
+        + (f" (then `{cfg['journal']}`)" if "journal" in cfg else "")
+        + ". KV keys when measuring started (`wrangler kv key list` shows at most 1,000): "
         + ", ".join(f"{k} {v}" for k, v in s["keys"].items()) + "."
     )
     lines.append("")
     lines.append(f"Total benchmark time: {data['total_seconds'] / 60:.1f} min.")
     lines.append("")
     return "\n".join(lines)
+
+
+def state_note(cfg: dict[str, Any]) -> str:
+    """How the stored state came to be, for the report's first paragraph."""
+    if "journal" in cfg:  # results from before the bench stopped tidying by hand
+        return f"journal after seeding: {cfg['journal']}."
+    note = ("nothing stored was tidied by hand: the KV state is what the import and the store's "
+            "own compaction and collection left")
+    if cfg["seed_settle_ms"] != cfg["settle_ms"]:
+        note += (f" (but seeded with `JOURNAL_SETTLE_MS={cfg['seed_settle_ms']}`, a state "
+                 "production would not leave)")
+    return note + "."
+
+
+def burst_rows(data: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The quiet baseline and the other burst rows (none in results from before them)."""
+    rows = (data.get("bursts") or {}).get("rows") or []
+    quiet = next((r for r in rows if r["key"] == "quiet"), None)
+    return quiet, [r for r in rows if r["key"] != "quiet"]
+
+
+def burst_verdict(row: dict[str, Any], quiet: dict[str, Any]) -> tuple[float, float, str]:
+    """Median and p90 ratios to the quiet read; the verdict goes by the median, like every
+    other target here (a p90 of 40 samples moves with a single slow read)."""
+    ratio = row["median_ms"] / quiet["median_ms"]
+    p90_ratio = row["p90_ms"] / quiet["p90_ms"]
+    verdict = "met" if ratio <= TARGET_BURST else f"MISSED by {ratio / TARGET_BURST:.2f}x"
+    return ratio, p90_ratio, verdict
+
+
+def burst_report(data: dict[str, Any]) -> list[str]:
+    quiet, rows = burst_rows(data)
+    if quiet is None:
+        return []
+    cfg = data["config"]
+    n = cfg["burst_messages"]
+    lines = [f"## Bursts: newest-50 read of a {n:,}-message history", ""]
+    lines.append(
+        f"{cfg['burst_samples']} reads per row, one starting every "
+        f"{cfg['burst_read_interval_s']:g} s (so a row spans "
+        f"{cfg['burst_samples'] * cfg['burst_read_interval_s']:.0f} s of the store's compaction "
+        f"cycles), after {cfg['warmup']} warmups (none after the import). *Quiet*: a history "
+        "seeded with the others and not written since. *After import*: "
+        f"{n // BATCH} batch requests of {BATCH} into a new user and one conversation, "
+        f"{cfg['concurrency']} in flight, then at once the reads of that user. *Under N "
+        "appends/s*: a thread appends single messages to the quiet user at N a second on its own "
+        f"connection, from {cfg['rate_warmup_s']:g} s before the reads until they end"
+        + (f" (the store collects a journal entry {cfg['collection_delay_ms'] / 1000:g} s after "
+           "it was written, so the rows are in steady state, collection included)"
+           if cfg.get("collection_delay_ms") and cfg["rate_warmup_s"] * 1000
+           > cfg["collection_delay_ms"] else
+           " (shorter than the store's collection delay: not yet steady state; the rates run in "
+           "this order, each with the journal the earlier ones left)")
+        + ". Ratios "
+        f"divide by the quiet read; target: median within {TARGET_BURST}x. *Runtime busy*: CPU "
+        "seconds of the runtime process per second while the reads ran (1.0 = one core), all "
+        "work included (appends, deferred compactions)."
+    )
+    lines.append("")
+    lines.append("| newest-50 read | median ms | p90 ms | vs quiet | p90 vs quiet | target "
+                 f"{TARGET_BURST}x | runtime busy (cores) | note |")
+    lines.append("|---|---:|---:|---:|---:|---|---:|---|")
+    lines.append(f"| {quiet['label']} | {fmt(quiet['median_ms'])} | {fmt(quiet['p90_ms'])} | "
+                 f"1.00x | 1.00x | (baseline) | {fmt(quiet['cpu_busy'], 2)} | {quiet['note']} |")
+    for r in rows:
+        ratio, p90_ratio, verdict = burst_verdict(r, quiet)
+        lines.append(f"| {r['label']} | {fmt(r['median_ms'])} | {fmt(r['p90_ms'])} | "
+                     f"{ratio:.2f}x | {p90_ratio:.2f}x | {verdict} | {fmt(r['cpu_busy'], 2)} | "
+                     f"{r['note']} |")
+    lines.append("")
+    return lines
 
 
 def evaluate(data: dict[str, Any]) -> list[str]:
@@ -825,6 +1190,14 @@ def evaluate(data: dict[str, Any]) -> list[str]:
                          f"({floor + lst['median_ms']:.1f} ms): "
                          f"{res[(op, size)]['median_ms'] / (floor + lst['median_ms']):.2f}x")
             out.append(line)
+    quiet, rows = burst_rows(data)
+    if quiet is not None:
+        for r in rows:
+            ratio, p90_ratio, verdict = burst_verdict(r, quiet)
+            out.append(f"newest-50 read {r['label']} vs quiet: {ratio:.2f}x, p90 "
+                       f"{p90_ratio:.2f}x (target <= {TARGET_BURST}x) — {verdict}"
+                       + (f"; {r['stale_reads']} read(s) missed an acknowledged append"
+                          if r.get("stale_reads") else ""))
     return out
 
 
@@ -885,7 +1258,13 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
     res = {(r["op"], r["size"]): r for r in data["results"]}
     sizes = data["config"]["sizes"]
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    quiet, bursts = burst_rows(data)
+    if quiet is None:
+        fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    else:
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 6.5), dpi=120,
+                                     gridspec_kw={"width_ratios": [3, 2]})
+        burst_panel(bx, quiet, bursts, data["config"]["burst_messages"])
     for op in OPS:
         xs = [s for s in sizes if (op, s) in res]
         if not xs:
@@ -907,10 +1286,32 @@ def plot(data: dict[str, Any], path: Path) -> None:
     ax.set_title(f"chat-store under wrangler dev {data['environment']['wrangler']} "
                  f"({data['config']['samples']} samples per point)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if quiet is None:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:  # the burst panel is on the right
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def burst_panel(ax: Any, quiet: dict[str, Any], rows: list[dict[str, Any]], n: int) -> None:
+    """Median and p90 of the burst rows as paired bars, with the target line."""
+    every = [quiet, *rows]
+    labels = [r["label"].replace("right after a", "after a").replace(" import", "\nimport")
+              for r in every]
+    xs = range(len(every))
+    width = 0.38
+    ax.bar([x - width / 2 for x in xs], [r["median_ms"] for r in every], width, label="median")
+    ax.bar([x + width / 2 for x in xs], [r["p90_ms"] for r in every], width, label="p90")
+    ax.axhline(quiet["median_ms"] * TARGET_BURST, color="black", linestyle="--", linewidth=1,
+               label=f"target: {TARGET_BURST}x the quiet median")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("newest-50 read latency, ms")
+    ax.set_title(f"bursts, history {n:,} ({len(quiet['samples_ms'])} reads per bar)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -942,14 +1343,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="untimed requests first (default 3)")
     p.add_argument("--quick", action="store_true", help="smoke run: sizes 10,1000, 10 samples")
     p.add_argument("--concurrency", type=int, default=4, help="seed requests in flight")
-    p.add_argument("--seed-settle-ms", type=int, default=1000,
-                   help="JOURNAL_SETTLE_MS while seeding (default 1000)")
-    p.add_argument("--settle-timeout", type=float, default=60.0,
-                   help="seconds to let the store collect the import's journal (default 60)")
-    p.add_argument("--settle-ms", type=int, default=60_000,
-                   help="JOURNAL_SETTLE_MS while measuring (default 60000)")
-    p.add_argument("--journal", choices=("fastforward", "keep"), default="fastforward",
-                   help="remove the folded journal the import left (default) or keep it")
+    p.add_argument("--settle-ms", type=int,
+                   help="JOURNAL_SETTLE_MS while measuring (default: the Worker's own default, "
+                   "from src/config.py)")
+    p.add_argument("--seed-settle-ms", type=int,
+                   help="JOURNAL_SETTLE_MS while seeding (default: the measuring value; a "
+                   "shorter one seeds a state production would not leave, and the report "
+                   "says so)")
+    p.add_argument("--settle-timeout", type=float,
+                   help="at most this many seconds of reads for the store to collect the "
+                   "import's journal; what is left is measured (default: the store's "
+                   "collection delay + 600)")
+    p.add_argument("--burst-messages", type=int,
+                   help=f"messages of the burst import and of the quiet history it is compared "
+                   f"with (default {BURST_MESSAGES:,}; --quick {QUICK_BURST_MESSAGES:,}; 0: no "
+                   "burst rows)")
+    p.add_argument("--burst-rates", default=",".join(str(r) for r in BURST_RATES),
+                   help="appends/s of the background writer, one row each (default 1,5,20)")
+    p.add_argument("--burst-samples", type=int,
+                   help="timed reads per burst row (default 40; --quick 20)")
+    p.add_argument("--burst-read-interval", type=float, default=0.2,
+                   help="seconds between the starts of a burst row's reads (default 0.2)")
+    p.add_argument("--rate-warmup", type=float,
+                   help="seconds the writer runs before a row's reads are timed (default: the "
+                   "store's collection delay + 5, so that the row is in steady state, journal "
+                   "collection included; --quick 10)")
     p.add_argument("--cold-starts", type=int, default=2,
                    help="extra cold-start rounds at the end (default 2; --quick 1)")
     p.add_argument("--out", type=Path, default=OUT_DIR, help="output folder (bench/out)")
@@ -968,6 +1386,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.samples = 10 if args.quick else 40
     if args.quick and args.cold_starts == 2:
         args.cold_starts = 1
+    if args.burst_messages is None:
+        args.burst_messages = QUICK_BURST_MESSAGES if args.quick else BURST_MESSAGES
+    if 0 < args.burst_messages < PAGE:
+        p.error(f"--burst-messages must be 0 or at least {PAGE}")
+    args.burst_rates = [float(r) for r in args.burst_rates.split(",") if r.strip()]
+    if any(r <= 0 for r in args.burst_rates):
+        p.error("--burst-rates must be positive")
+    if args.burst_samples is None:
+        args.burst_samples = 20 if args.quick else 40
+    if args.rate_warmup is None and args.quick:
+        args.rate_warmup = 10.0
     return args
 
 
@@ -986,48 +1415,57 @@ def main(argv: list[str] | None = None) -> int:
     log(f"working folder {work}")
     provenance = snapshot_app(work / "app")
     log(f"snapshot of src: {provenance}")
+    # Resolved once, from the snapshot: S and the collection delay decide how long to wait.
+    args.settle_ms, collect_ms = store_timing(work / "app" / "src", args.settle_ms)
+    if args.seed_settle_ms is None:
+        args.seed_settle_ms = args.settle_ms
+    _, seed_collect_ms = store_timing(work / "app" / "src", args.seed_settle_ms)
+    if args.settle_timeout is None:
+        args.settle_timeout = seed_collect_ms / 1000 + 600
+    if args.rate_warmup is None:
+        args.rate_warmup = collect_ms / 1000 + 5
+    log(f"JOURNAL_SETTLE_MS={args.settle_ms} (seeding: {args.seed_settle_ms}); the store "
+        f"collects a journal entry {collect_ms / 1000:g} s after it was written; writer "
+        f"warm-up {args.rate_warmup:g} s")
     state = work / "state"
     chat_vars = {"API_TOKEN": TOKEN, "AUTH_DISABLED": "false"}
     sizes: list[int] = args.sizes
+    users = {user_id(s): s for s in sizes}
+    if args.burst_messages:
+        users[quiet_user(args.burst_messages)] = args.burst_messages
+    bursts: list[BurstRow] = []
+    burst_info: dict[str, Any] = {}
     try:
-        # 1. seed
+        # 1. seed, and let the store settle by itself
         seeder = LocalWorker(persist_dir=state, config=work / "app" / "wrangler.toml",
                              vars={**chat_vars, "JOURNAL_SETTLE_MS": str(args.seed_settle_ms)},
                              log_dir=work / "logs")
-        log(f"seeding {', '.join(f'{s:,}' for s in sizes)} messages "
-            f"({args.concurrency} batches in flight)")
+        log(f"seeding {', '.join(f'{u} ({n:,})' for u, n in users.items())} "
+            f"({args.concurrency} batches in flight, JOURNAL_SETTLE_MS={args.seed_settle_ms})")
         with stopping(seeder):
             seeder.start()
-            report = seed(seeder, sizes, args.concurrency)
-            log(f"seeded in {report.seconds:.0f} s; settling (up to {args.settle_timeout} s)")
-            report.journal_left = settle(seeder, sizes, args.settle_timeout)
-            seeded_counts = counts(seeder, sizes)
-        if seeded_counts != {s: s for s in sizes}:
+            report = seed(seeder, users, args.concurrency)
+            log(f"seeded in {report.seconds:.0f} s; reading until the store has collected its "
+                f"journal (up to {args.settle_timeout:.0f} s)")
+            t = time.perf_counter()
+            report.journal_left = settle(seeder, list(users), args.settle_timeout)
+            report.settle_s = time.perf_counter() - t
+            seeded_counts = counts(seeder, list(users))
+        if seeded_counts != users:
             raise RuntimeError(f"counts after seeding are wrong: {seeded_counts}")
-        # 2. the journal the import left behind (worker stopped: no compaction is running)
+        # 2. what the store left, read from the KV files (nothing is changed there)
         chat = seeder.sibling(vars={**chat_vars, "JOURNAL_SETTLE_MS": str(args.settle_ms)})
-        if args.journal == "fastforward":
-            for size in sizes:
-                prefix = f"idx:log:user:chat:{user_id(size)}:"
-                deleted = 0
-                for _ in range(100):  # `wrangler kv key list` shows at most 1,000 keys a call
-                    keys = chat.kv_list(prefix)
-                    if not keys:
-                        break
-                    kv_bulk_delete(chat, keys, work)
-                    deleted += len(keys)
-                report.journal_deleted[size] = deleted
         for prefix in ("idx:seg:", "idx:man:", "idx:log:"):
             n = len(chat.kv_list(prefix))
             report.keys[prefix] = f"{n}+" if n >= 1000 else str(n)
-        for size in sizes:
+        for user in users:
             try:
-                report.layout[size] = index_layout(chat, size)
+                report.layout[user] = index_layout(chat, user)
             except (RuntimeError, ValueError, KeyError, IndexError) as exc:
-                log(f"  could not read the index layout of {size}: {exc}")
+                log(f"  could not read the index layout of {user}: {exc}")
         log(f"index layout: {report.layout}")
-        log(f"journal entries left by the import: {report.journal_left} "
-            f"({args.journal}); keys: {report.keys}")
+        log(f"journal entries the store left after {report.settle_s:.0f} s of reads: "
+            f"{report.journal_left}; keys: {report.keys}")
 
         # 3. measure
         floor = chat.sibling(config=FLOOR_CONFIG, vars={})
@@ -1042,10 +1480,9 @@ def main(argv: list[str] | None = None) -> int:
                 check(c.get(f"/v1/users/{user_id(sizes[-1])}/messages", params={"limit": PAGE}))
                 first = (time.perf_counter() - t) * 1000
             cold.append(ColdStart("chat-store", ready, first_health_ms(chat), first))
-            measured_counts = counts(chat, sizes)
-            if measured_counts != {s: s for s in sizes}:
-                raise RuntimeError(f"counts after the journal fast-forward are wrong: "
-                                   f"{measured_counts} (the import was not fully folded)")
+            measured_counts = counts(chat, list(users))
+            if measured_counts != users:
+                raise RuntimeError(f"counts after the restart are wrong: {measured_counts}")
             ready = start_timed(floor)
             # The floor has no records yet, so its first real read is timed in the rounds below.
             cold.append(ColdStart("js-floor", ready, first_health_ms(floor), None))
@@ -1056,7 +1493,14 @@ def main(argv: list[str] | None = None) -> int:
             for size in sizes:
                 log(f"measuring history {size:,}")
                 results.extend(measure_size(chat, floor, size, timer, newest))
-        # 4. more cold starts, one worker at a time
+            # 4. bursts, last: the import adds to the namespace every later list walks
+            if args.burst_messages:
+                log(f"burst rows: history {args.burst_messages:,}, reads every "
+                    f"{args.burst_read_interval:g} s")
+                bursts, burst_info = measure_bursts(chat, floor, BurstConfig(
+                    args.burst_messages, args.burst_rates, args.burst_samples, args.warmup,
+                    args.burst_read_interval, args.rate_warmup, args.concurrency))
+        # 5. more cold starts, one worker at a time
         for _ in range(args.cold_starts):
             cold.extend(cold_start(chat, floor, sizes[-1]))
     finally:
@@ -1076,7 +1520,12 @@ def main(argv: list[str] | None = None) -> int:
         "started": started,
         "config": {"sizes": sizes, "samples": args.samples, "warmup": args.warmup,
                    "concurrency": args.concurrency, "seed_settle_ms": args.seed_settle_ms,
-                   "settle_ms": args.settle_ms, "journal": args.journal},
+                   "settle_ms": args.settle_ms, "collection_delay_ms": collect_ms,
+                   "settle_timeout_s": args.settle_timeout,
+                   "burst_messages": args.burst_messages, "burst_rates": args.burst_rates,
+                   "burst_samples": args.burst_samples,
+                   "burst_read_interval_s": args.burst_read_interval,
+                   "rate_warmup_s": args.rate_warmup},
         "environment": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "wrangler": wrangler_version(), "load_start": load_start,
                         "load_end": loadavg(), "platform": platform.platform()},
@@ -1084,14 +1533,14 @@ def main(argv: list[str] | None = None) -> int:
         "seed": {"batches": report.batches, "seconds": report.seconds,
                  "batch_median_ms": statistics.median(report.batch_ms),
                  "batch_p95_ms": percentile(report.batch_ms, 0.95),
-                 "seconds_until_user_done": {str(k): v for k, v in report.per_user_s.items()},
-                 "journal_left": {str(k): v for k, v in report.journal_left.items()},
-                 "journal_deleted": {str(k): v for k, v in report.journal_deleted.items()},
-                 "keys": report.keys,
-                 "layout": {str(k): v for k, v in report.layout.items()}},
+                 "retries": report.retries, "users": report.users,
+                 "seconds_until_user_done": report.per_user_s,
+                 "settle_s": report.settle_s, "journal_left": report.journal_left,
+                 "keys": report.keys, "layout": report.layout},
         "cold_starts": [c.__dict__ for c in cold],
         "floor_pooled": floor_pooled,
         "results": [r.as_json() for r in results],
+        "bursts": {"rows": [b.as_json() for b in bursts], **burst_info},
     }
     data["total_seconds"] = time.perf_counter() - started_wall
     write_outputs(data, args)
