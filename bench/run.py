@@ -1100,12 +1100,15 @@ def burst_rows(data: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[s
 
 
 def burst_verdict(row: dict[str, Any], quiet: dict[str, Any]) -> tuple[float, float, str]:
-    """Median and p90 ratios to the quiet read; the verdict goes by the median, like every
-    other target here (a p90 of 40 samples moves with a single slow read)."""
+    """Median and p90 ratios to the quiet read, and a verdict on each: the median alone would
+    hide what a burst does to the slow reads (a compaction that holds up one read in twenty)."""
     ratio = row["median_ms"] / quiet["median_ms"]
     p90_ratio = row["p90_ms"] / quiet["p90_ms"]
-    verdict = "met" if ratio <= TARGET_BURST else f"MISSED by {ratio / TARGET_BURST:.2f}x"
-    return ratio, p90_ratio, verdict
+
+    def verdict(x: float) -> str:
+        return "met" if x <= TARGET_BURST else f"MISSED by {x / TARGET_BURST:.2f}x"
+
+    return ratio, p90_ratio, f"median {verdict(ratio)}, p90 {verdict(p90_ratio)}"
 
 
 def burst_report(data: dict[str, Any]) -> list[str]:
@@ -1132,21 +1135,23 @@ def burst_report(data: dict[str, Any]) -> list[str]:
            " (shorter than the store's collection delay: not yet steady state; the rates run in "
            "this order, each with the journal the earlier ones left)")
         + ". Ratios "
-        f"divide by the quiet read; target: median within {TARGET_BURST}x. *Runtime busy*: CPU "
+        f"divide by the quiet read; target: within {TARGET_BURST}x, judged on the median and "
+        "on the p90 (the max shows what the slowest read met). *Runtime busy*: CPU "
         "seconds of the runtime process per second while the reads ran (1.0 = one core), all "
         "work included (appends, deferred compactions)."
     )
     lines.append("")
-    lines.append("| newest-50 read | median ms | p90 ms | vs quiet | p90 vs quiet | target "
-                 f"{TARGET_BURST}x | runtime busy (cores) | note |")
-    lines.append("|---|---:|---:|---:|---:|---|---:|---|")
+    lines.append("| newest-50 read | median ms | p90 ms | max ms | vs quiet | p90 vs quiet | "
+                 f"target {TARGET_BURST}x | runtime busy (cores) | note |")
+    lines.append("|---|---:|---:|---:|---:|---:|---|---:|---|")
     lines.append(f"| {quiet['label']} | {fmt(quiet['median_ms'])} | {fmt(quiet['p90_ms'])} | "
-                 f"1.00x | 1.00x | (baseline) | {fmt(quiet['cpu_busy'], 2)} | {quiet['note']} |")
+                 f"{fmt(quiet['max_ms'])} | 1.00x | 1.00x | (baseline) | "
+                 f"{fmt(quiet['cpu_busy'], 2)} | {quiet['note']} |")
     for r in rows:
         ratio, p90_ratio, verdict = burst_verdict(r, quiet)
         lines.append(f"| {r['label']} | {fmt(r['median_ms'])} | {fmt(r['p90_ms'])} | "
-                     f"{ratio:.2f}x | {p90_ratio:.2f}x | {verdict} | {fmt(r['cpu_busy'], 2)} | "
-                     f"{r['note']} |")
+                     f"{fmt(r['max_ms'])} | {ratio:.2f}x | {p90_ratio:.2f}x | {verdict} | "
+                     f"{fmt(r['cpu_busy'], 2)} | {r['note']} |")
     lines.append("")
     return lines
 
