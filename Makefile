@@ -25,7 +25,7 @@ lint: venv
 # each append rate reach steady state (as long again per rate).
 # Table on stdout; bench/out/{results.md,results.json,latency.png}. BENCH_ARGS passes flags,
 # e.g. `make bench BENCH_ARGS=--publish` also copies the figures to docs/bench/.
-bench:  ## full benchmark: histories of 10..100k, bursts at 20k (about 35 min)
+bench:  ## full benchmark: histories of 10..100k, bursts at 20k (about 40 min)
 	source scripts/_bootstrap.sh && ensure_node && ensure_bench
 	$(PY) bench/run.py $(BENCH_ARGS)
 
