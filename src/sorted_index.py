@@ -375,7 +375,8 @@ class IndexView:
             self._segments[segment.key] = await self._store.load_segment(segment.key)
         return self._segments[segment.key]
 
-    async def _load(self, container: Segment | None) -> SortedSet:
+    async def load(self, container: Segment | None) -> SortedSet:
+        """The head (``None``) or a segment; shared with the isolate's cache: never modify."""
         return self.root.head if container is None else await self.segment(container)
 
     async def container_of(self, position: Entry) -> Segment | None:
@@ -436,7 +437,7 @@ class IndexView:
         for member, final in self.overlay.items():
             for score in self.positions[member]:
                 if min_score <= score <= max_score:
-                    zset = await self._load(await self.container_of(Entry(score, member)))
+                    zset = await self.load(await self.container_of(Entry(score, member)))
                     if zset.score(member) == score:
                         total -= 1
             if final is not None and min_score <= final.score <= max_score:
@@ -697,7 +698,7 @@ class IndexStore:
         oldest = _earliest(view.root.oldest, (j.written_ms for j in view.journal))
         if view.full and oldest is not None and oldest <= view.read_ms - self.collection_delay_ms:
             oldest = await self._collect_journal(view)
-        pending = self._pending(view)
+        pending = await self._pending(view)
         if pending or self._stamp_changed(view, oldest):
             return await self._fold(view, pending, oldest)
         return False
@@ -737,23 +738,35 @@ class IndexStore:
         return replace(root, head=head, at=at, seen=view.read_ms - self.put_ms, newest=newest,
                        oldest=oldest)
 
-    def _pending(self, view: IndexView) -> set[str]:
-        """Overlaid members whose final state the stored snapshot may not show yet.
-
-        Within the settle window a full pass sees the same ops again. When every position a
-        member is known to have had lies in the head's range, the head alone says where it is:
-        if that is its final state (at its final score, or absent if removed), there is nothing
-        to do. A position in a segment means a segment may hold a copy: that member is folded
-        again.
-        """
+    def _maybe_pending(self, view: IndexView) -> bool:
+        """Whether a pass may have something to fold, from the head alone (no segment read):
+        a member whose known positions all lie in the head's range and that the head shows in
+        its final state (at its final score, or absent if removed) surely has nothing."""
         head, head_lo = view.root.head, view.root.head_lo
-        pending: set[str] = set()
         for member, final in view.overlay.items():
             in_head_range = all(Entry(s, member) >= head_lo for s in view.positions[member])
             shown = (member not in head if final is None
                      else head.score(member) == final.score)
             if not (in_head_range and shown):
-                pending.add(member)
+                return True
+        return False
+
+    async def _pending(self, view: IndexView) -> set[str]:
+        """Overlaid members whose final state the stored structure does not show yet.
+
+        Within the settle window a full pass sees the same ops again; a member that sits at its
+        final position (or nowhere, if removed) and at none of the other positions its ops
+        name is in place, wherever it lives: re-folding it would cost the pass time in
+        proportion to everything written in the window (a whole import), and write nothing.
+        """
+        pending: set[str] = set()
+        for member, final in view.overlay.items():
+            for score in {*view.positions[member], *([final.score] if final else [])}:
+                container = await view.load(await view.container_of(Entry(score, member)))
+                wanted = final is not None and score == final.score
+                if (container.score(member) == score) != wanted:
+                    pending.add(member)
+                    break
         return pending
 
     async def _fold(self, view: IndexView, pending: set[str], oldest: int | None) -> bool:
@@ -767,7 +780,7 @@ class IndexStore:
                 container = await view.container_of(spot)
                 key = None if container is None else container.key
                 if key not in touched:
-                    touched[key] = SortedSet((await view._load(container)).entries())
+                    touched[key] = SortedSet((await view.load(container)).entries())
         before = {key: [zset.score(m) for m in positions] for key, zset in touched.items()}
         for member in positions:
             for zset in touched.values():
@@ -917,7 +930,7 @@ class IndexStore:
         if root.seen is None:
             return root.at > 0 or bool(view.journal)
         return (
-            bool(self._pending(view))
+            self._maybe_pending(view)
             or self._newly_vouched(view)
             or (self._full_pass_due(root, view.read_ms) and self._confirmable(view))
             or self._collection_due(root, view.read_ms)
