@@ -20,6 +20,9 @@ and what :class:`EdgeWorld` models (``world.location(name)`` is one location's `
   last accepted write is less than 1,000 ms old raises :class:`errors.KVRateLimited` (HTTP 429).
 - **Transient failures**: any call raises :class:`errors.KVTransientError` with probability
   ``failure_rate``; a failed write happened or not, half and half (the caller cannot tell).
+- **Scripted trouble** (for scenarios): :meth:`EdgeWorld.delay_next_write` (a slow write),
+  :meth:`EdgeWorld.fail_writes` (writes of some keys fail for a while, as in an outage) and
+  :meth:`EdgeWorld.lag_lists` (one location's listings lag by a fixed time).
 - Limits, UTF-8 byte order and cursors as ``memory_kv`` (its checks are reused here).
 
 Checkers see through the model: :meth:`EdgeWorld.settled_view` is the authoritative state,
@@ -105,6 +108,7 @@ class Read:
     cached: bool
     stale: bool
     tag: str
+    upto_seq: int = 0  # writes accepted (world-wide) when it was answered
 
     def describe(self, start_ms: int = 0) -> str:
         what = "absent" if self.seq is None else f"#{self.seq}"
@@ -192,6 +196,8 @@ class EdgeWorld:
         self._order: list[bytes] = []  # every key ever written, in UTF-8 byte order
         self._last_accepted: dict[str, int] = {}
         self._slow: dict[str, int] = {}
+        self._failing: list[tuple[str, str | None, int]] = []  # (prefix, location, until_ms)
+        self._list_lag: dict[str, int] = {}
         self._delays: dict[tuple[int, str], int] = {}
         self._seq = 0
 
@@ -261,6 +267,25 @@ class EdgeWorld:
         accepted: the call is slow, and the write is seen nowhere until then."""
         self._slow[key] = ms
 
+    def fail_writes(self, prefix: str, until_ms: int, location: str | None = None) -> None:
+        """Make every ``put``/``delete`` of a key under ``prefix`` (made at ``location``, or
+        anywhere) fail, not happening, until the clock reaches ``until_ms``: a KV outage of one
+        kind of key, long enough to outlast the caller's retries."""
+        self._failing.append((prefix, location, until_ms))
+
+    def lag_lists(self, location: str, lag_ms: int | None) -> None:
+        """Make every listing at ``location`` lag exactly ``lag_ms`` (None: drawn again from
+        the world's range): one location behind the others."""
+        if lag_ms is None:
+            self._list_lag.pop(location, None)
+        else:
+            self._list_lag[location] = lag_ms
+
+    def _failing_write(self, location: str, key: str) -> bool:
+        now = self.clock()
+        return any(key.startswith(prefix) and where in (None, location) and now < until
+                   for prefix, where, until in self._failing)
+
     def _accept(
         self, location: LocationKV, key: str, value: str | None, metadata_json: str | None,
         expires_ms: int | None,
@@ -289,6 +314,8 @@ class EdgeWorld:
         expires_ms: int | None,
     ) -> None:
         await self._delay(self._slow.pop(key, 0))
+        if self._failing_write(location.name, key):
+            self._transient(location, "write", key, "outage: did not happen")
         failed = self._fails()
         happened = failed and self.rng.random() < 0.5
         if failed and not happened:
@@ -320,7 +347,7 @@ class EdgeWorld:
         live = newest if newest is not None and newest.live(now) else None
         stale = (None if found is None else found.seq) != (None if live is None else live.seq)
         self.reads.append(Read(now, location, key, None if found is None else found.seq,
-                               cached, stale, REQUEST_TAG.get()))
+                               cached, stale, REQUEST_TAG.get(), self._seq))
 
     # -- for checkers -----------------------------------------------------------------------
 
@@ -460,7 +487,9 @@ class LocationKV:
         if resumed is not None:  # a later page of one listing: the same moment, past its last key
             return self._page(wanted, limit, *resumed)
         t = self.world.timing
-        lag = self.world.rng.randint(t.min_list_lag_ms, t.max_list_lag_ms)
+        lag = self.world._list_lag.get(self.name)
+        if lag is None:
+            lag = self.world.rng.randint(t.min_list_lag_ms, t.max_list_lag_ms)
         return self._page(wanted, limit, _Moment(self.world.clock() - lag, self.world._seq), None)
 
     def _page(self, wanted: bytes, limit: int, moment: _Moment, after: bytes | None) -> ListPage:

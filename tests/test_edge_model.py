@@ -6,14 +6,18 @@ a count ``200``, a range ``100-199`` or a list ``3,17``; ``EDGE_SOAK_OPS`` opera
 default 600): one test per seed, so failing seeds are named, each with its trace.
 
 Random runs are checked two ways: self-consistency (no 500, sound pages, counts equal to
-listings), which must hold today, and agreement with records and acknowledgements, which known
-bugs break (``xfail(strict=False)``: most seeds lose something at a few hundred operations).
-The same clients over a consistent KV (no caches, lags or propagation) lose nothing: the losses
-come from the edge, and the checker does not make them up.
+listings) and agreement with records and acknowledgements. The checker puts a violation down to
+a documented edge limit (``edge_sim.DOCUMENTED_LIMITS``: a PATCH or a create replay that acted
+on a stale cached record) only when every message it names ran into one and nothing written
+since could have set it right; those are reported (``Report.documented``, and in the trace) but
+do not fail a run. Everything else (``Report.unexplained``) does. The same clients over a
+consistent KV (no caches, lags or propagation) lose nothing: the losses come from the edge, and
+the checker does not make them up.
 
-Scenario tests marked ``xfail(strict=True)`` are known bugs: they pass (and so fail the suite,
-by strictness) once fixed, and the mark should then go. Each has a control twin without the
-trigger, which must pass today.
+Scenario tests marked ``xfail(strict=True)`` are known bugs or documented limits: they pass (and
+so fail the suite, by strictness) once fixed, and the mark should then go. Each has a control
+twin without the trigger, which must pass today. Random runs that still find a known bug are
+``xfail(strict=False)`` and name it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from config import Config
 from edge_sim import (
     AGREEMENT,
     DEFAULT_CONFIG,
+    PATCH_AFTER_DELETE,
+    REPLAY_AFTER_DELETE,
     SELF_CONSISTENCY,
     START_MS,
     EdgeSettings,
@@ -96,41 +102,56 @@ def listed(pages: Any) -> list[str]:
 
 # -- random runs -----------------------------------------------------------------------------
 
-KNOWN_LOSSES = (
-    "issue 9 finding 3 (a read repair trusts a cached miss and journals the removal of a live "
-    "message) and three more findings, scenarios below (a PATCH that reads a stale cached "
-    "record writes back a message deleted or erased elsewhere, unindexed; a re-create that "
-    "reads a stale cached record answers 200 'replay' for a deleted message and writes nothing; "
-    "an erase racing a create leaves the message in its other index only)"
+# Bugs the random runs still find (scenarios below). On e34fd2b: 19 of seeds 0-79 with 400
+# operations each; with segments, 31 of seeds 0-59 with 300 (most of them a page listing a
+# message twice mid-run).
+ERASE_BUGS = (
+    "an erase retried within the list lag does not find its own plan and removes the entries "
+    "from the erased scope only (test_an_erase_retried_within_the_list_lag_finishes_its_own_plan)"
+    "; an erase takes a cached miss of a live record for a long-gone one and does the same "
+    "(test_an_erase_does_not_take_a_cached_miss_for_a_long_gone_record): entries counted, never "
+    "listed, for good; and an erase whose retries all fail leaves its plan to the next erase of "
+    "the scope (documented: counted meanwhile)"
+)
+FOLD_BEHIND_ROOT = (
+    "with segments, a pass whose journal listing is older than the root it read stores a "
+    "message twice, and a reader trusting that root lists it twice in one page "
+    "(test_a_pass_behind_its_root_does_not_store_a_message_twice)"
 )
 
 
 @functools.cache
-def random_run(seed: int, ops: int) -> Report:
-    return run_sim(SimSettings(seed=seed, ops=ops))
+def random_run(seed: int, ops: int, config: Config = DEFAULT_CONFIG) -> Report:
+    return run_sim(SimSettings(seed=seed, ops=ops, config=config))
 
 
 @pytest.mark.parametrize("seed", CI_SEEDS)
 def test_random_runs_are_self_consistent(seed: int) -> None:
-    """What must hold already: no 500, pages within their limit and scope, listings in order
-    both ways, counts equal to listings at every location, reads of a location's own writes."""
+    """No 500, pages within their limit and scope, listings in order both ways, counts equal to
+    listings at every location, reads of a location's own writes (documented limits aside)."""
     report = random_run(seed, CI_OPS)
-    assert not report.of_kinds(SELF_CONSISTENCY), report.render()
+    assert not [v for v in report.unexplained if v.kind in SELF_CONSISTENCY], report.render()
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason=KNOWN_LOSSES)
 @pytest.mark.parametrize("seed", CI_SEEDS)
-def test_random_runs_lose_nothing(seed: int) -> None:
+def test_random_runs_lose_nothing_beyond_the_documented_limits(seed: int) -> None:
     report = random_run(seed, CI_OPS)
-    assert report.ok, report.render()
+    assert not report.unexplained, report.render()
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
-    f"seed 2 with 400 operations loses messages to {KNOWN_LOSSES}; at 300 operations 48 of "
-    "seeds 0-59 lose something"))
-def test_a_few_hundred_operations_with_default_settings_lose_nothing() -> None:
+def test_a_few_hundred_operations_lose_nothing_beyond_the_documented_limits() -> None:
+    """Seed 2 with 400 operations runs into the documented limits (a PATCH writing back a
+    message erased elsewhere), and into nothing else."""
     report = random_run(2, 400)
-    assert report.ok, report.render()
+    assert report.documented and not report.unexplained, report.render()
+
+
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason=ERASE_BUGS)
+def test_a_random_run_with_erases_retried_after_failures_loses_nothing() -> None:
+    """Seed 9, 200 operations: an erase fails with 503 after deleting records, its retry 1 s
+    later answers 200 without finishing the plan (and another erase gives up after three 503s)."""
+    report = random_run(9, CI_OPS)
+    assert not report.unexplained, report.render()
 
 
 # KV as one consistent store (no cache, lag or propagation), 429s and failures still on.
@@ -147,22 +168,52 @@ def test_random_runs_over_a_consistent_kv_lose_nothing(seed: int) -> None:
     assert report.ok, report.render()
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
-    f"{KNOWN_LOSSES}; with segments also a page that lists a message twice (seed 4, 200 "
-    "operations: an old position left in a segment while listings lag)"))
 @pytest.mark.parametrize("seed", (4, 5))
-def test_random_runs_with_segments_lose_nothing(seed: int) -> None:
-    report = run_sim(SimSettings(seed=seed, ops=CI_OPS, config=TINY_LAYOUT))
-    assert report.ok, report.render()
+def test_random_runs_with_segments_lose_nothing_beyond_the_documented_limits(seed: int) -> None:
+    report = random_run(seed, CI_OPS, TINY_LAYOUT)
+    assert not report.unexplained, report.render()
+
+
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason=FOLD_BEHIND_ROOT)
+def test_a_random_run_with_segments_never_lists_a_message_twice() -> None:
+    """Seed 0, 200 operations, segments: mid-run pages list messages twice."""
+    report = random_run(0, CI_OPS, TINY_LAYOUT)
+    assert not report.unexplained, report.render()
+
+
+# -- the settle time against the edge's lag --------------------------------------------------
+
+# The worst the model does, every time: listings 60 s behind, writes 1 s to reach another
+# location, cached reads 60 s old. A journal entry's time is its writer's clock before the put,
+# so a pass may miss an entry up to lag + propagation + the put's own duration (latency, and
+# retries: the engine's ``put_ms``, 2 s) after that time: 63 s here.
+WORST_EDGE = EdgeSettings(min_list_lag_ms=60_000, min_propagation_ms=1_000)
+
+
+@pytest.mark.parametrize("seed", (0, 1, 2))
+def test_the_default_settle_time_covers_the_worst_lag(seed: int) -> None:
+    """The default settle time (120 s) against the worst lag, every time: nothing lost."""
+    report = run_sim(SimSettings(seed=seed, ops=300, edge=WORST_EDGE))
+    assert not report.unexplained, report.render()
+
+
+def test_a_settle_time_of_the_documented_lag_alone_loses_writes() -> None:
+    """Expected to find losses: a settle time of 60 s (KV's documented lag, and this store's
+    old default) leaves no room for propagation and the put's own duration; with listings
+    always 60 s behind, passes claim entries they did not list."""
+    config = Config(api_token="edge-sim", journal_settle_ms=60_000)
+    report = run_sim(SimSettings(seed=0, ops=300, edge=WORST_EDGE, config=config))
+    assert "MISSING" in {v.kind for v in report.unexplained}, report.render()
 
 
 def test_the_checker_reports_losses_when_settle_is_below_the_list_lag() -> None:
     """Expected to find violations: with a settle time of 5 s under listings that lag up to
-    60 s, compactions fold journal entries they could not see; the checker must say so."""
+    60 s, compactions fold journal entries they could not see; the checker must say so, and
+    not put them down to documented limits."""
     config = Config(api_token="edge-sim", journal_settle_ms=5_000)
     report = run_sim(SimSettings(seed=1, ops=CI_OPS, config=config))
-    assert report.of_kinds(AGREEMENT)
-    assert {"MISSING", "EXTRA", "POSITION"} & {v.kind for v in report.violations}
+    assert [v for v in report.unexplained if v.kind in AGREEMENT]
+    assert {"MISSING", "EXTRA", "POSITION"} & {v.kind for v in report.unexplained}
     rendered = report.render()
     assert "seed=1" in rendered and "settle=5000 ms" in rendered and "KV writes about" in rendered
 
@@ -207,7 +258,7 @@ def test_soak(seed: int) -> None:
     """The long run: ``EDGE_SOAK_SEEDS`` seeds of ``EDGE_SOAK_OPS`` operations each."""
     ops = int(os.environ.get("EDGE_SOAK_OPS", "600"))
     report = run_sim(SimSettings(seed=seed, ops=ops))
-    assert report.ok, report.render()
+    assert not report.unexplained, report.render()
 
 
 # -- known bugs, as scenarios ------------------------------------------------------------------
@@ -337,6 +388,18 @@ def test_a_create_after_a_delete_without_a_stale_cache() -> None:
     assert_only_about(scripted(EXACT, read_elsewhere_then(write_back=False, cached=False)), "m1")
 
 
+@pytest.mark.parametrize(("write_back", "limit"), [(True, PATCH_AFTER_DELETE),
+                                                   (False, REPLAY_AFTER_DELETE)])
+def test_the_checker_puts_the_stale_cache_scenarios_down_to_their_documented_limit(
+    write_back: bool, limit: str
+) -> None:
+    """What the two strict xfails above find is the documented limit, and nothing else: a
+    random run that runs into it only does not fail."""
+    report = scripted(EXACT, read_elsewhere_then(write_back=write_back, cached=True))
+    assert not report.unexplained, report.render()
+    assert {v.limit for v in report.violations} <= {limit}
+
+
 def erase_during_create(racing: bool) -> Script:
     """A's create of m1 (user u1, conversation c1) has its entries journaled but its record
     write takes 1 s; B erases user u1 meanwhile (``racing``) or once the create is done."""
@@ -362,3 +425,186 @@ def test_an_erase_after_a_create_takes_it_from_every_index() -> None:
     report = scripted(EXACT, erase_during_create(racing=False))
     assert_only_about(report, "m1")
     assert "chat:m1" not in report.world.settled_view()
+
+
+# -- found on the rewritten engine (0564cd1), from the random runs -----------------------------
+
+LAGGING_AT_B = 30_000  # B's listings lag this much; A's do not lag at all
+
+
+def erase_retried_after_an_outage(lagging: bool) -> Script:
+    """A creates m1 (user u1, conversation c1). Long after (its entries are no longer recent),
+    B erases u1 while B's journal writes fail, longer than its retries last: the record is
+    deleted, the plan stays, 503. B sends the erase again once KV is back; B's listing of
+    plans lags (``lagging``) or not."""
+
+    async def script(sim: Sim) -> None:
+        created = await sim.create("A", [message(conversation_id=CONVERSATION.id)])
+        expect(created.status == 201, "A creates m1")
+        await sim.drain()
+        await sim.at(200_000)
+        sim.world.fail_writes("idx:log:", START_MS + 203_000, location="B")
+        first = await sim.erase("B", USER)
+        expect(first.status == 503, f"B's erase fails after deleting the record: {first}")
+        expect("chat:m1" not in sim.world.settled_view(), "the record is gone")
+        await sim.drain()
+        await sim.at(204_000)
+        if lagging:
+            sim.world.lag_lists("B", LAGGING_AT_B)
+        again = await sim.erase("B", USER)
+        expect(again.ok and again.value.remaining == 0, f"B's erase again: {again}")
+        sim.world.lag_lists("B", None)
+        await sim.drain()
+
+    return script
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "an erase retried within the list lag does not see its own plan (idx:intent:<scope>:<ulid> "
+    "is found only by listing), finds the records gone and removes the entries from the erased "
+    "scope only (\"long gone: only this index can still name it\"), answers 200 remaining=0: "
+    "the entries in the messages' other indexes stay, counted and never listed, until a later "
+    "erase of the same scope happens to list the plan"))
+def test_an_erase_retried_within_the_list_lag_finishes_its_own_plan() -> None:
+    assert_only_about(scripted(EXACT, erase_retried_after_an_outage(lagging=True)), "m1")
+
+
+def test_an_erase_retried_after_an_outage_finishes_its_plan() -> None:
+    assert_only_about(scripted(EXACT, erase_retried_after_an_outage(lagging=False)), "m1")
+
+
+def erase_after_a_cached_miss(cached_miss: bool) -> Script:
+    """B reads m1 before it exists (``cached_miss``: a 404, which B's cache keeps 60 s). A then
+    creates m1 (user u1, conversation c1), and A's passes fold it into both roots. 20 s later
+    B, whose listings lag 30 s, erases conversation c1."""
+
+    async def script(sim: Sim) -> None:
+        if cached_miss:
+            expect((await sim.get("B", "m1")).status == 404, "B reads m1: 404, now cached")
+        await sim.at(1_000)
+        created = await sim.create("A", [message(conversation_id=CONVERSATION.id)])
+        expect(created.status == 201, "A creates m1")
+        await sim.drain()
+        await sim.at(20_000)
+        sim.world.lag_lists("B", LAGGING_AT_B)
+        erased = await sim.erase("B", CONVERSATION)
+        expect(erased.ok and erased.value.remaining == 0, f"B erases c1: {erased}")
+        sim.world.lag_lists("B", None)
+        await sim.drain()
+        expect("chat:m1" not in sim.world.settled_view(), "the erase deleted m1's record")
+
+    return script
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "an erase takes a cached miss of a record at its word: the entry is in the root (folded "
+    "elsewhere) but not in the erase's lagging journal listing, so it is not 'recent'; the "
+    "record reads as gone, so the erase deletes it and removes the entry from the erased scope "
+    "only: the message's other index keeps it, counted and never listed, for good"))
+def test_an_erase_does_not_take_a_cached_miss_for_a_long_gone_record() -> None:
+    assert_only_about(scripted(EXACT, erase_after_a_cached_miss(cached_miss=True)), "m1")
+
+
+def test_an_erase_without_a_cached_miss_takes_the_message_from_every_index() -> None:
+    assert_only_about(scripted(EXACT, erase_after_a_cached_miss(cached_miss=False)), "m1")
+
+
+def patch_racing_a_delete(racing: bool) -> Script:
+    """A patches m1's content while B deletes m1. A reads the record, then its write of the
+    record takes 1 s (a 429's backoff, say): B's delete lands in between (``racing``), or only
+    after the patch is done."""
+
+    async def script(sim: Sim) -> None:
+        expect((await sim.create("A", [message()])).status == 201, "A creates m1")
+        await sim.drain()
+        await sim.at(10_000)
+        if racing:
+            sim.world.delay_next_write("chat:m1", 1_000)
+        patching = asyncio.ensure_future(sim.patch("A", "m1", {"content": "edited"}))
+        await sim.at(10_500)
+        if not racing:
+            expect((await patching).status == 200, "A's patch is done before B deletes")
+        expect((await sim.delete("B", "m1")).status == 204, "B deletes m1")
+        expect((await patching).status == 200, "A's patch is acknowledged")
+        await sim.drain()
+
+    return script
+
+
+# No read cache either: what goes wrong is a race, not a stale read.
+UNCACHED = replace(EXACT, cache_ttl_ms=0)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "a PATCH of content only journals nothing: when a delete (or an erase) lands between its "
+    "read and its write of the record, the record is written back after the index removal: "
+    "an acknowledged message that no listing shows, without any stale read"))
+def test_a_patch_racing_a_delete_leaves_no_unlisted_record() -> None:
+    assert_only_about(scripted(UNCACHED, patch_racing_a_delete(racing=True)), "m1")
+
+
+def test_a_patch_then_a_delete() -> None:
+    assert_only_about(scripted(UNCACHED, patch_racing_a_delete(racing=False)), "m1")
+
+
+SEGMENTED = Config(api_token="edge-sim", index_head_max=4, index_head_keep=2,
+                   index_segment_max=3)
+
+
+def fold_behind_the_root(lagging: bool) -> Script:
+    """With segments: A creates six old messages (folded, and confirmed long before the rest),
+    then m1, newest (in the head), then moves m1 below them all (A's pass puts it in a
+    segment). 10 s later B lists u1: a full pass is due, and B's journal listing lags 20 s
+    (``lagging``): it shows m1's create, not its move. 2 s later B lists u1 again."""
+
+    async def script(sim: Sim) -> None:
+        others = [message(f"f{n}", timestamp=START_MS + n * 1_000) for n in range(1, 7)]
+        expect((await sim.create("A", others)).status == 201, "A creates f1-f6")
+        await sim.drain()
+        await sim.at(150_000)
+        created = await sim.create("A", [message(timestamp=START_MS + 500_000)])
+        expect(created.status == 201, "A creates m1, the newest")
+        await sim.drain()
+        await sim.at(180_000)
+        moved = await sim.patch("A", "m1", {"timestamp": START_MS + 500})
+        expect(moved.status == 200, f"A moves m1 below f1: {moved}")
+        await sim.drain()
+        await sim.at(190_000)
+        if lagging:
+            sim.world.lag_lists("B", 20_000)
+        await sim.list_all("B", USER)
+        sim.world.lag_lists("B", None)
+        await sim.drain()
+        await sim.at(192_000)
+        await sim.list_all("B", USER)
+        await sim.drain()
+
+    return script
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "a pass whose journal listing is older than the root it read (the root's 'nf' entry is not "
+    "in its window) folds m1 back to the position its create named; it removes m1 only at the "
+    "positions its ops name and the head's, so the copy the fresher pass put in a segment "
+    "stays: m1 stored twice, and a reader trusting that root (rule 5) lists it twice in one "
+    "page until a pass with a fresh listing folds both ops again"))
+def test_a_pass_behind_its_root_does_not_store_a_message_twice() -> None:
+    assert_only_about(scripted(EXACT, fold_behind_the_root(lagging=True), SEGMENTED), "m1")
+
+
+def test_a_pass_that_lists_the_move_stores_the_message_once() -> None:
+    assert_only_about(scripted(EXACT, fold_behind_the_root(lagging=False), SEGMENTED), "m1")
+
+
+@pytest.mark.parametrize(("script", "config"), [
+    (erase_retried_after_an_outage(lagging=True), DEFAULT_CONFIG),
+    (erase_after_a_cached_miss(cached_miss=True), DEFAULT_CONFIG),
+    (patch_racing_a_delete(racing=True), DEFAULT_CONFIG),
+    (fold_behind_the_root(lagging=True), SEGMENTED),
+], ids=["erase-retry", "erase-cached-miss", "patch-race", "fold-behind-root"])
+def test_the_checker_does_not_put_these_bugs_down_to_documented_limits(
+    script: Script, config: Config
+) -> None:
+    """They are not the documented limits (and whatever they find once fixed is not either)."""
+    report = scripted(EXACT, script, config)
+    assert not report.documented, report.render()
