@@ -488,12 +488,17 @@ class ChatStore:
         found = await self._fetch(e.member for e in entries)
         ops: dict[str, list[Op]] = {scope.index: []}
         doomed: list[str] = []
+        # Folded within the settle time (and a put's time): a miss of such an entry's record may
+        # be a cached one, or its create may still be in flight.
+        settled = view.read_ms - self._indexes.settle_ms - self._indexes.put_ms
+        root_recent = view.root.newest > settled
         for entry, stored in zip(entries, found, strict=True):
-            if stored is None and view.is_recent(entry.member):
-                # Entries journaled, record not (yet) there: a create in flight, whose other
-                # index this erase cannot know. Left alone, it completes as a create ordered
-                # after this erase and is listed everywhere; had it crashed, its entry is
-                # never listed and the next erase after the settle time removes it.
+            if stored is None and (view.is_recent(entry.member)
+                                   or (root_recent and entry.member not in view.overlay)):
+                # Entries journaled, record not seen: a create in flight (whose other index
+                # this erase cannot know) or a record this location does not see yet. Left
+                # alone, in every index: ordered after this erase (a later erase takes it), or,
+                # had its create crashed, removed by the first erase once it has settled.
                 continue
             doomed.append(entry.member)
             history = stored.history if stored is not None else ()

@@ -325,8 +325,8 @@ class IndexView:
 
     def __init__(
         self, store: IndexStore, index: str, root: Root, window: list[JournalEntry],
-        read_ms: int, hints: Iterable[Op] = (), *, full: bool = True, trusted: bool = False,
-        truncated: bool = False,
+        read_ms: int, hints: Iterable[Op] = (), *, horizon: int = 0, full: bool = True,
+        trusted: bool = False, truncated: bool = False,
     ) -> None:
         self._store = store
         self.index = index
@@ -335,6 +335,7 @@ class IndexView:
         self.read_ms = read_ms
         self.full = full
         self.trusted = trusted  # listed only past root.seen (rule 5)
+        self.horizon = horizon
         self.truncated = truncated
         unfolded_ops = [op for entry in window for op in entry.ops or ()]
         self.unfolded = len(unfolded_ops)
@@ -558,7 +559,7 @@ class IndexStore:
             strict=True,
         ))
         window = [replace(j, ops=loaded.get(j.key, ())) if j.ops is None else j for j in window]
-        return IndexView(self, index, root, window, read_ms, hints,
+        return IndexView(self, index, root, window, read_ms, hints, horizon=horizon,
                          full=horizon == confirmed and not truncated,
                          trusted=horizon > confirmed, truncated=truncated)
 
@@ -695,6 +696,8 @@ class IndexStore:
             view = await self.read(view.index, trust=not full, cap=False)
         # An entry listed late (a lagging put) shows up in a later full pass's window, and so
         # here, even after a collection that found the journal empty.
+        if self.lags_behind_root(view):
+            return False  # folding it could put back what the root already moved (see below)
         oldest = _earliest(view.root.oldest, (j.written_ms for j in view.journal))
         if view.full and oldest is not None and oldest <= view.read_ms - self.collection_delay_ms:
             oldest = await self._collect_journal(view)
@@ -702,6 +705,15 @@ class IndexStore:
         if pending or self._stamp_changed(view, oldest):
             return await self._fold(view, pending, oldest)
         return False
+
+    def lags_behind_root(self, view: IndexView) -> bool:
+        """The listing does not show the newest entry the root folded (a lagging listing at
+        another location). A pass over it would re-apply older ops of members the root holds at
+        newer positions, without the ops that moved them, and so store them twice; it would
+        also vouch for entries it never saw. Such a view is good for reading, not for a pass."""
+        newest = view.root.newest
+        return (view.root.seen is not None and newest > view.horizon
+                and not any(j.written_ms >= newest for j in view.journal))
 
     def _full_pass_due(self, root: Root, now_ms: int) -> bool:
         return root.seen is None or now_ms - root.at >= self.full_pass_ms

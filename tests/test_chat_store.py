@@ -401,7 +401,7 @@ def test_erase_does_not_count_entries_whose_message_is_already_gone() -> None:
         rig = Rig()
         await erase_fixture(rig)
         await rig.kv.delete("chat:a2")
-        rig.clock.advance(1_001)  # settled: no create of a2 can still be in flight
+        rig.clock.advance(1_501)  # settled (and a put's time): no create of a2 can be in flight
         result = await rig.step(rig.store.erase(Scope("user", "u1")))
         assert (result.deleted, result.remaining) == (3, 0)
         assert await rig.count("user", "u1") == 0
