@@ -474,8 +474,12 @@ class ChatStore:
 
     async def erase(self, scope: Scope) -> EraseResult:
         """Delete every message of a user or conversation, from every index they are in."""
+        # An earlier erase of this scope that died half-way (or answered 503): its plan is at a
+        # key this erase can read, since a listing may lag behind even its own location's
+        # writes; plans of older releases carry an id, and only a listing finds them.
+        await self._finish_intent(intent_key(scope.index))
         pending = await self._kv.list(prefix=intent_key(scope.index) + ":", limit=MAX_INTENTS)
-        for key in pending.keys:  # an earlier erase of this scope that crashed half-way
+        for key in pending.keys:
             await self._finish_intent(key.name)
         # Listed down to the confirmed horizon: every entry journaled within the settle time is
         # known to be recent, so a create still in flight is recognised below.
@@ -511,8 +515,8 @@ class ChatStore:
                         Op.rem(entry.member, stored.message["timestamp"], history)
                     )
         if doomed:
-            intent = f"{intent_key(scope.index)}:{new_ulid(self._clock_ms())}"
-            await self._delete_records(intent, doomed, {k: v for k, v in ops.items() if v})
+            await self._delete_records(intent_key(scope.index), doomed,
+                                       {k: v for k, v in ops.items() if v})
         deleted = sum(1 for s in found if s is not None)
         remaining = await view.zcount() - len(entries) if more else 0
         return EraseResult(deleted, remaining)
