@@ -46,8 +46,6 @@ from dataclasses import dataclass, field
 from errors import KVRateLimited, KVTransientError
 from kv import (
     MAX_LIST_LIMIT,
-    MAX_VALUE_BYTES,
-    MIN_EXPIRATION_TTL,
     ListedKey,
     ListPage,
     Metadata,
@@ -56,10 +54,10 @@ from kv import (
 from memory_kv import (
     KVLimitError,
     _decode_cursor,
-    _dump_metadata,
     _key_bytes,
     _load_metadata,
     _utf8,
+    checked_put,
 )
 
 RATE_LIMIT_WINDOW_MS = 1_000
@@ -451,18 +449,9 @@ class LocationKV:
         self, key: str, value: str, *, metadata: Metadata | None = None,
         expiration_ttl: int | None = None,
     ) -> None:
-        _key_bytes(key)
-        size = len(_utf8(value, "value"))
-        if size > MAX_VALUE_BYTES:
-            raise KVLimitError(f"value is {size} UTF-8 bytes; the limit is {MAX_VALUE_BYTES}")
-        metadata_json = _dump_metadata(metadata)
-        expires_ms = None
-        if expiration_ttl is not None:
-            if expiration_ttl < MIN_EXPIRATION_TTL:
-                raise KVLimitError(
-                    f"expiration_ttl is {expiration_ttl}s; the minimum is {MIN_EXPIRATION_TTL}s"
-                )
-            expires_ms = self.world.clock() + expiration_ttl * 1000
+        _, metadata_json = checked_put(key, value, metadata, expiration_ttl)
+        expires_ms = (None if expiration_ttl is None
+                      else self.world.clock() + expiration_ttl * 1000)
         self.counters.puts += 1
         await self.world._delay()
         await self.world._write(self, key, value, metadata_json, expires_ms)

@@ -47,6 +47,22 @@ def _utf8(text: str, what: str) -> bytes:
         raise KVLimitError(f"{what} is not encodable as UTF-8 (lone surrogate?)") from exc
 
 
+def checked_put(
+    key: str, value: str, metadata: Metadata | None, expiration_ttl: int | None
+) -> tuple[bytes, str | None]:
+    """What Workers KV refuses in a put (``KVLimitError``); the key's bytes and the metadata
+    serialized, for a fake that accepts it."""
+    raw = _key_bytes(key)
+    size = len(_utf8(value, "value"))
+    if size > MAX_VALUE_BYTES:
+        raise KVLimitError(f"value is {size} UTF-8 bytes; the limit is {MAX_VALUE_BYTES}")
+    if expiration_ttl is not None and expiration_ttl < MIN_EXPIRATION_TTL:
+        raise KVLimitError(
+            f"expiration_ttl is {expiration_ttl}s; the minimum is {MIN_EXPIRATION_TTL}s"
+        )
+    return raw, _dump_metadata(metadata)
+
+
 def _key_bytes(key: str) -> bytes:
     raw = _utf8(key, "key")
     if not raw:
@@ -131,18 +147,8 @@ class MemoryKV:
         metadata: Metadata | None = None,
         expiration_ttl: int | None = None,
     ) -> None:
-        raw = _key_bytes(key)
-        size = len(_utf8(value, "value"))
-        if size > MAX_VALUE_BYTES:
-            raise KVLimitError(f"value is {size} UTF-8 bytes; the limit is {MAX_VALUE_BYTES}")
-        metadata_json = _dump_metadata(metadata)
-        expiration = None
-        if expiration_ttl is not None:
-            if expiration_ttl < MIN_EXPIRATION_TTL:
-                raise KVLimitError(
-                    f"expiration_ttl is {expiration_ttl}s; the minimum is {MIN_EXPIRATION_TTL}s"
-                )
-            expiration = int(self._clock() + expiration_ttl)
+        raw, metadata_json = checked_put(key, value, metadata, expiration_ttl)
+        expiration = None if expiration_ttl is None else int(self._clock() + expiration_ttl)
         self.writes += 1
         if raw not in self._data:
             insort(self._order, raw)
