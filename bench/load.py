@@ -37,14 +37,12 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import math
 import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,7 +60,7 @@ REPO_ROOT = BENCH_DIR.parent
 if str(REPO_ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from worker_harness import LocalWorker, WorkerStartError  # noqa: E402
+from worker_harness import LocalWorker, WorkerStartError, snapshot_app  # noqa: E402
 
 PAGE = 50
 DEFAULT_APPENDS = 2_000
@@ -482,35 +480,6 @@ def log_errors(path: Path, limit: int = 25) -> list[str]:
 
 
 # -- own worker ---------------------------------------------------------------------------------
-
-
-def snapshot_app(dest: Path) -> dict[str, str]:
-    """Copy wrangler.toml and src/ to ``dest``; returns the git commit and a hash of src/.
-
-    wrangler dev hot-reloads on any change under src/, answering in-flight requests with 503;
-    running a copy keeps concurrent edits of the repo from breaking a run.
-    """
-    dest.mkdir(parents=True)
-    shutil.copy2(REPO_ROOT / "wrangler.toml", dest / "wrangler.toml")
-    shutil.copytree(REPO_ROOT / "src", dest / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    digest = hashlib.sha256()
-    for path in sorted((dest / "src").rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(dest).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes())
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                                  timeout=20, check=False, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return done.stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "src", "wrangler.toml")
-    return {"git_commit": git("rev-parse", "--short", "HEAD") or "unknown",
-            "src_dirty": "yes" if dirty else "no", "src_sha256": digest.hexdigest()[:16]}
 
 
 @contextlib.contextmanager

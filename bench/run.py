@@ -55,7 +55,6 @@ import argparse
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
-import hashlib
 import importlib
 import json
 import math
@@ -80,7 +79,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from worker_harness import WRANGLER, LocalWorker, _wrangler_env  # noqa: E402
+from worker_harness import WRANGLER, LocalWorker, _wrangler_env, snapshot_app  # noqa: E402
 
 FLOOR_CONFIG = BENCH_DIR / "floor-worker" / "wrangler.toml"
 OUT_DIR = BENCH_DIR / "out"
@@ -197,33 +196,6 @@ def worker_pgid(worker: LocalWorker) -> int | None:
 
 
 # -- the Workers ------------------------------------------------------------------------------
-
-
-def snapshot_app(dest: Path) -> dict[str, str]:
-    """Copy wrangler.toml and src/ to ``dest``; returns provenance (git commit, hashes)."""
-    dest.mkdir(parents=True)
-    shutil.copy2(REPO_ROOT / "wrangler.toml", dest / "wrangler.toml")
-    shutil.copytree(REPO_ROOT / "src", dest / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    digest = hashlib.sha256()
-    for path in sorted((dest / "src").rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(dest).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes())
-    info = {"src_sha256": digest.hexdigest()[:16]}
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True,
-                                  text=True, timeout=20, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return done.stdout.strip()
-
-    info["git_commit"] = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "src", "wrangler.toml")
-    info["src_dirty"] = "yes" if dirty else "no"
-    return info
 
 
 def store_timing(src: Path, settle_ms: int | None) -> tuple[int, int]:

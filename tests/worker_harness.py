@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -53,6 +54,37 @@ DEFAULT_CONFIG = REPO_ROOT / "wrangler.toml"
 _KV_NOT_FOUND = b"Value not found\n"
 KV_CLI_ATTEMPTS = 5  # the CLI can hit a busy SQLite file while the Worker writes it
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def snapshot_app(dest: Path) -> dict[str, str]:
+    """Copy wrangler.toml and src/ to ``dest``; returns provenance: the git commit, whether src/
+    had uncommitted changes, and a hash of the copy.
+
+    wrangler dev hot-reloads on any change under src/, answering in-flight requests with 503;
+    a long run (benchmark, load check) runs a copy, so concurrent edits of the repo cannot
+    break it.
+    """
+    dest.mkdir(parents=True)
+    shutil.copy2(DEFAULT_CONFIG, dest / "wrangler.toml")
+    shutil.copytree(REPO_ROOT / "src", dest / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    digest = hashlib.sha256()
+    for path in sorted((dest / "src").rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(dest).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                                  timeout=20, check=False, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "src", "wrangler.toml")
+    return {"git_commit": git("rev-parse", "--short", "HEAD") or "unknown",
+            "src_dirty": "yes" if dirty else "no", "src_sha256": digest.hexdigest()[:16]}
 
 
 def free_port() -> int:
