@@ -21,7 +21,8 @@ and what :class:`EdgeWorld` models (``world.location(name)`` is one location's `
 - **Transient failures**: any call raises :class:`errors.KVTransientError` with probability
   ``failure_rate``; a failed write happened or not, half and half (the caller cannot tell).
 - **Scripted trouble** (for scenarios): :meth:`EdgeWorld.delay_next_write` (a slow write),
-  :meth:`EdgeWorld.fail_writes` (writes of some keys fail for a while, as in an outage) and
+  :meth:`EdgeWorld.fail_writes` (writes of some keys fail for a while, as in an outage),
+  :meth:`EdgeWorld.lose_next_ack` (a write that happens but is reported failed) and
   :meth:`EdgeWorld.lag_lists` (one location's listings lag by a fixed time).
 - Limits, UTF-8 byte order and cursors as ``memory_kv`` (its checks are reused here).
 
@@ -195,6 +196,7 @@ class EdgeWorld:
         self._last_accepted: dict[str, int] = {}
         self._slow: dict[str, int] = {}
         self._failing: list[tuple[str, str | None, int]] = []  # (prefix, location, until_ms)
+        self._lost_acks: list[tuple[str, str | None]] = []  # (prefix, location)
         self._list_lag: dict[str, int] = {}
         self._delays: dict[tuple[int, str], int] = {}
         self._seq = 0
@@ -271,6 +273,19 @@ class EdgeWorld:
         kind of key, long enough to outlast the caller's retries."""
         self._failing.append((prefix, location, until_ms))
 
+    def lose_next_ack(self, prefix: str, location: str | None = None) -> None:
+        """Make the next accepted ``put``/``delete`` of a key under ``prefix`` (made at
+        ``location``, or anywhere) fail all the same: it happened, and the caller is told it
+        did not (a transient failure that happened, on cue). Its retries meet the rate limit."""
+        self._lost_acks.append((prefix, location))
+
+    def _ack_lost(self, location: str, key: str) -> bool:
+        for n, (prefix, where) in enumerate(self._lost_acks):
+            if key.startswith(prefix) and where in (None, location):
+                del self._lost_acks[n]
+                return True
+        return False
+
     def lag_lists(self, location: str, lag_ms: int | None) -> None:
         """Make every listing at ``location`` lag exactly ``lag_ms`` (None: drawn again from
         the world's range): one location behind the others."""
@@ -319,7 +334,7 @@ class EdgeWorld:
         if failed and not happened:
             self._transient(location, "write", key, "did not happen")
         self._accept(location, key, value, metadata_json, expires_ms)
-        if failed:
+        if failed or self._ack_lost(location.name, key):
             self._transient(location, "write", key, "happened")
 
     # -- faults and latency -----------------------------------------------------------------

@@ -51,7 +51,7 @@ import random
 import secrets
 import selectors
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from unittest import mock
@@ -277,8 +277,10 @@ GHOSTS = frozenset({("COUNT", "ghost"), ("RANGE", "ghost"), ("STORED", "extra")}
 DOCUMENTED_LIMITS: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
     PATCH_AFTER_DELETE: (
         "a PATCH read a cached copy of a message deleted or erased elsewhere and acted on it: "
-        "wrote the record back (no index lists it) or journaled its position again (an entry "
-        "with no record: counted, never listed)", UNLISTED | GHOSTS),
+        "wrote the record back (no index lists it, also when it journaled a move that the "
+        "delete's removal, journaled later, undid) or journaled its position again and answered "
+        "200 without writing (an entry with no record: counted, never listed; acknowledged with "
+        "no record)", UNLISTED | GHOSTS | frozenset({("LOST", "")})),
     PATCH_UNDOES_MOVE: (
         "a PATCH (content only) read a cached copy from before a move made elsewhere and wrote "
         "the old timestamp back: the index keeps the move, the record does not",
@@ -979,13 +981,24 @@ class Sim:
             for message_id in violation.ids:
                 role = violation.role(message_id)
                 which = [met.name for met in limits.get(message_id, ())
-                         if (violation.kind, role) in met.produces
+                         if self._produces(met, violation, message_id, role)
                          and not self._set_right_since(met, violation, role)]
                 if not which:
                     break
                 found.add(which[0])
             else:
                 self.violations[n] = replace(violation, limit=", ".join(sorted(found)))
+
+    def _produces(self, met: _Met, violation: Violation, message_id: str, role: str) -> bool:
+        """Whether ``met`` produces this violation about ``message_id``: its kind and role, in
+        the indexes where it can, and (a message lost) as the acknowledgement the oracle holds."""
+        if (violation.kind, role) not in met.produces:
+            return False
+        if (violation.kind, role) in UNLISTED and met.unlisted_in is not None \
+                and not set(violation.scopes) <= met.unlisted_in:
+            return False
+        known = self.oracle.messages.get(message_id)
+        return violation.kind != "LOST" or (known is not None and known.line == met.request)
 
     def _limits_met(self) -> dict[str, list[_Met]]:
         """Per message id, the documented limits an acknowledged request ran into with it: the
@@ -996,6 +1009,7 @@ class Sim:
             if read.key.startswith("chat:") and read.tag == f"#{_line_number(read.tag)}":
                 first.setdefault((_line_number(read.tag), read.key), read)
         journaled = self._journal_writes()
+        finishers = self._plan_finishers()
         met: dict[str, list[_Met]] = {}
         for line in self.log:
             verb = line.text.split()[0]
@@ -1015,26 +1029,50 @@ class Sim:
                 newest = missed[-1]
                 name = ""
                 produces = frozenset[tuple[str, str]]()
+                unlisted_in: frozenset[str] | None = None
+                # The request whose write the read missed may still be journaling it, or a
+                # later delete or erase finishing its plan.
+                missed_lines = {_line_number(w.tag) for w in missed}
+                lines = frozenset({line.n, *missed_lines,
+                                   *(f for n in missed_lines for f in finishers.get(n, ()))})
                 if verb == "patch":
                     wrote = [w for w in history if _line_number(w.tag) == line.n]
-                    indexed = any(_line_number(w.tag) == line.n
-                                  for w in journaled.get(key, ()))
-                    if newest.value is None and (wrote or indexed):
+                    mine = [w for w in journaled.get(key, ()) if _line_number(w.tag) == line.n]
+                    if newest.value is None and (wrote or mine):
                         name = PATCH_AFTER_DELETE
-                        # Wrote the record back unindexed, or journaled an entry for it.
-                        produces = GHOSTS if indexed else UNLISTED
-                    elif (wrote and not indexed and newest.value is not None
+                        if not mine:  # wrote the record back, unindexed
+                            produces = UNLISTED
+                        elif not wrote:  # journaled an entry for it, answered 200: no record
+                            produces = GHOSTS | {("LOST", "")}
+                        else:
+                            # Wrote it back with a move, journaled; unlisted only where the
+                            # removal of the delete it missed was journaled after that move.
+                            unlisted_in = _undone_in(mine, journaled.get(key, ()), key,
+                                                     lines - {line.n})
+                            produces = GHOSTS | (UNLISTED if unlisted_in else frozenset())
+                    elif (wrote and not mine and newest.value is not None
                           and _timestamp(newest) != _timestamp(seen)):
                         name = PATCH_UNDOES_MOVE
                 elif f"{message_id}(replay)" in line.result.split() and newest.value is None:
                     name = REPLAY_AFTER_DELETE
                 if name:
-                    # The request whose write the read missed may still be journaling it.
-                    lines = frozenset({line.n, *(_line_number(w.tag) for w in missed)})
                     met.setdefault(message_id, []).append(_Met(
                         name, produces or DOCUMENTED_LIMITS[name][1], key, got.at_ms, line.n,
-                        lines))
+                        lines, unlisted_in))
         return met
+
+    def _plan_finishers(self) -> dict[int, set[int]]:
+        """Per request, the deletes and erases that read a plan it wrote (``idx:intent:``) and
+        so carried out its writes."""
+        found: dict[int, set[int]] = {}
+        for read in self.world.reads:
+            if not read.key.startswith("idx:intent:") or read.seq is None:
+                continue
+            writer = next(w for w in self.world.history(read.key) if w.seq == read.seq)
+            reader = self._line_of(read.tag)
+            if reader is not None and reader.text.split()[0] in ("delete", "erase"):
+                found.setdefault(_line_number(writer.tag), set()).add(reader.n)
+        return found
 
     def _journal_writes(self) -> dict[str, list[Write]]:
         """Every journal put, by the members its ops name."""
@@ -1083,6 +1121,26 @@ class _Met:
     since_ms: int
     request: int
     lines: frozenset[int]
+    # The indexes where it leaves the record unlisted (None: wherever the message is indexed).
+    unlisted_in: frozenset[str] | None = None
+
+
+def _index_of(journal_key: str) -> str:
+    return journal_key.removeprefix(JOURNAL_PREFIX).rpartition(":")[0]
+
+
+def _undone_in(mine: list[Write], journaled: Sequence[Write], member: str,
+               lines: frozenset[int]) -> frozenset[str]:
+    """The indexes where a removal of ``member`` journaled by one of ``lines`` comes after
+    every op of ``mine`` (journal puts of one request): readers apply it last, so that request's
+    entries are gone there. Journal keys count down, so the later entry has the lower key."""
+    undone: set[str] = set()
+    for index in {_index_of(w.key) for w in mine}:
+        last = min(w.key for w in mine if _index_of(w.key) == index)  # applied last
+        if any(_index_of(w.key) == index and w.key < last and _line_number(w.tag) in lines
+               and any(op[0] == "r" for op in _ops_about(w, member)) for w in journaled):
+            undone.add(index)
+    return frozenset(undone)
 
 
 def _timestamp(write: Write) -> int | None:

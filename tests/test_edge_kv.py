@@ -285,6 +285,25 @@ def test_a_failed_write_may_or_may_not_have_happened() -> None:
     assert outcomes == {True, False}
 
 
+def test_a_lost_acknowledgement_is_a_write_that_happened_and_failed() -> None:
+    clock = FakeClock()
+    w = world(clock, rate_limit_writes=True)
+    ams = w.location("ams")
+    w.lose_next_ack("chat:", location="ams")
+
+    async def scenario() -> None:
+        await ams.put("idx:x", "v")  # another prefix: untouched
+        with pytest.raises(KVTransientError):
+            await ams.delete("chat:m1")
+        assert [x.value for x in w.history("chat:m1")] == [None]  # it happened
+        with pytest.raises(KVRateLimited):  # and its retry meets the rate limit it set off
+            await ams.delete("chat:m1")
+        clock.advance(1_000)
+        await ams.delete("chat:m1")  # only the next write lost its acknowledgement
+
+    run(scenario())
+
+
 def test_a_slow_write_is_accepted_only_when_its_call_ends() -> None:
     clock = FakeClock()
 

@@ -158,13 +158,10 @@ def test_random_runs_with_segments_lose_nothing_beyond_the_documented_limits(see
     assert not report.unexplained, report.render()
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
-    "documented edge limit the checker does not classify here: a PATCH at sin reads a stale "
-    "cached copy of c5m4 while ams erases its user; the erase's removal is journaled after the "
-    "PATCH writes the record back, so the record stays, unlisted (a consistent read would be "
-    "needed; see test_a_patch_racing_a_delete_leaves_no_unlisted_record)"))
 def test_a_random_run_with_segments_never_lists_a_message_twice() -> None:
-    """Seed 0, 200 operations, segments: mid-run pages list messages twice."""
+    """Seed 0, 200 operations, segments: mid-run pages once listed messages twice. What is left
+    is documented: a PATCH at sin moves c5m4 from a stale cached copy while ams erases its user;
+    the erase's removal, journaled after the move, leaves the record written back unlisted."""
     report = random_run(0, CI_OPS, TINY_LAYOUT)
     assert not report.unexplained, report.render()
 
@@ -571,15 +568,130 @@ def test_a_pass_that_lists_the_move_stores_the_message_once() -> None:
     assert_only_about(scripted(EXACT, fold_behind_the_root(lagging=False), SEGMENTED), "m1")
 
 
-@pytest.mark.parametrize(("script", "config"), [
-    (erase_retried_after_an_outage(lagging=True), DEFAULT_CONFIG),
-    (erase_after_a_cached_miss(cached_miss=True), DEFAULT_CONFIG),
-    (patch_racing_a_delete(racing=True), DEFAULT_CONFIG),
-    (fold_behind_the_root(lagging=True), SEGMENTED),
-], ids=["erase-retry", "erase-cached-miss", "patch-race", "fold-behind-root"])
+
+
+# -- found by make soak on f6e0591 (200 seeds x 600 operations) --------------------------------
+
+# 429s on: the retries of a write whose first attempt happened meet the rate limit it set off.
+RATE_LIMITED = replace(EXACT, rate_limit_writes=True)
+
+
+def withdraw_whose_delete_is_lost(lost: bool) -> Script:
+    """Seed 39. A creates a message with a server-made id (user u1, conversation c1) while A's
+    journal writes for u1 fail (an outage longer than the retries): the c1 entry is journaled,
+    the create answers 503 and withdraws what it wrote. Its delete of the record happens, but
+    A is told it failed (``lost``); the retries then meet the 1 write/s limit that delete set
+    off, and run out within that second."""
+
+    async def script(sim: Sim) -> None:
+        sim.world.fail_writes("idx:log:user:", START_MS + 10_000, location="A")
+        if lost:
+            sim.world.lose_next_ack("chat:", location="A")
+        body = message(conversation_id=CONVERSATION.id)
+        del body["id"]
+        created = await sim.create("A", [body])
+        expect(created.status == 503, f"A's create fails: {created}")
+        await sim.drain()
+        expect(not [k for k in sim.world.settled_view() if k.startswith("chat:")],
+               "no record is left")
+        journaled = [w for k in sim.world.keys_with_prefix("idx:log:conversation:")
+                     for w in sim.world.history(k)]
+        expect(bool(journaled), "the create's c1 entry was journaled")
+
+    return script
+
+
+def server_id_of(report: Report) -> str:
+    ids = {i for v in report.violations for i in v.ids}
+    expect(len(ids) <= 1, f"violations about several messages: {ids}")
+    return next(iter(ids), "")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "a failed write may have happened: a create's withdrawal takes a record delete that "
+    "answered 503 for one that did not happen, and keeps the message's entries although its "
+    "record is gone; nobody sends a server-made id again, so the entry is counted, never "
+    "listed, until an erase or a reindex. The 503 itself: after an attempt that happened, "
+    "RetryingKV waits the hot-key second only if the first attempt was the 429, so jittered "
+    "retries run out inside the second that attempt's own write set off"))
+def test_a_withdrawn_create_whose_delete_answered_503_leaves_no_counted_entry() -> None:
+    report = scripted(RATE_LIMITED, withdraw_whose_delete_is_lost(lost=True))
+    assert_only_about(report, server_id_of(report))
+
+
+def test_a_withdrawn_create_leaves_no_counted_entry() -> None:
+    report = scripted(RATE_LIMITED, withdraw_whose_delete_is_lost(lost=False))
+    assert_only_about(report, server_id_of(report))
+
+
+def erase_behind_a_recreated_root(lagging: bool) -> Script:
+    """Seed 79. A creates m1 (user u1, conversation c1), deletes it 62 s later, and B reads it
+    then (a 404, which B's cache keeps 60 s). A creates m1 again at +100 s and A's passes fold it
+    into both roots. At +121 s B erases c1 with its listings 60 s behind (``lagging``): the
+    listing shows m1's first create (not recent any more), not the delete nor the new create,
+    which only the root holds."""
+
+    async def script(sim: Sim) -> None:
+        created = await sim.create("A", [message(conversation_id=CONVERSATION.id)])
+        expect(created.status == 201, "A creates m1")
+        await sim.drain()
+        await sim.at(62_000)
+        expect((await sim.delete("A", "m1")).status == 204, "A deletes m1")
+        await sim.drain()
+        await sim.at(63_000)
+        expect((await sim.get("B", "m1")).status == 404, "B reads m1: 404, now cached")
+        await sim.at(100_000)
+        again = await sim.create("A", [message(conversation_id=CONVERSATION.id)])
+        expect(again.status == 201, f"A creates m1 again: {again}")
+        await sim.drain()
+        await sim.at(121_000)
+        if lagging:
+            sim.world.lag_lists("B", 60_000)
+        erased = await sim.erase("B", CONVERSATION)
+        expect(erased.ok and erased.value.remaining == 0, f"B erases c1: {erased}")
+        sim.world.lag_lists("B", None)
+        await sim.drain()
+
+    return script
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "an erase takes a cached miss at its word when its journal listing lags behind the root: "
+    "the member is in the view's overlay through an old op (its first create, older than the "
+    "settle time, so not 'recent'), while the root holds it from a re-create the listing does "
+    "not show; the exemption for a recently folded root covers only members outside the "
+    "overlay, so the erase deletes the new record and removes the entry from this index only"))
+def test_an_erase_behind_its_root_does_not_take_a_cached_miss_for_a_long_gone_record() -> None:
+    assert_only_about(scripted(EXACT, erase_behind_a_recreated_root(lagging=True)), "m1")
+
+
+def test_an_erase_that_lists_the_recreate_leaves_the_message_alone() -> None:
+    assert_only_about(scripted(EXACT, erase_behind_a_recreated_root(lagging=False)), "m1")
+
+
+def test_the_checker_puts_stale_patches_that_race_an_erase_down_to_their_limit() -> None:
+    """Seeds 122 and 152, 600 operations: a timestamp PATCH retried from a stale copy of a
+    message an erase took answers 200 without writing (acknowledged, no record); a move from a
+    stale copy writes the record back while the erase's retry, finishing its plan, journals the
+    removal after the move (a record no index lists). Documented, nothing else."""
+    for seed in (122, 152):
+        report = random_run(seed, 600)
+        assert not report.unexplained, report.render()
+        assert {v.limit for v in report.violations} == {PATCH_AFTER_DELETE}
+
+
+@pytest.mark.parametrize(("script", "config", "edge"), [
+    (erase_retried_after_an_outage(lagging=True), DEFAULT_CONFIG, EXACT),
+    (erase_after_a_cached_miss(cached_miss=True), DEFAULT_CONFIG, EXACT),
+    (patch_racing_a_delete(racing=True), DEFAULT_CONFIG, EXACT),
+    (fold_behind_the_root(lagging=True), SEGMENTED, EXACT),
+    (withdraw_whose_delete_is_lost(lost=True), DEFAULT_CONFIG, RATE_LIMITED),
+    (erase_behind_a_recreated_root(lagging=True), DEFAULT_CONFIG, EXACT),
+], ids=["erase-retry", "erase-cached-miss", "patch-race", "fold-behind-root",
+        "withdraw-lost-delete", "erase-behind-root"])
 def test_the_checker_does_not_put_these_bugs_down_to_documented_limits(
-    script: Script, config: Config
+    script: Script, config: Config, edge: EdgeSettings
 ) -> None:
     """They are not the documented limits (and whatever they find once fixed is not either)."""
-    report = scripted(EXACT, script, config)
+    report = scripted(edge, script, config)
     assert not report.documented, report.render()
