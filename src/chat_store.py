@@ -496,8 +496,11 @@ class ChatStore:
         # be a cached one, or its create may still be in flight.
         settled = view.read_ms - self._indexes.settle_ms - self._indexes.put_ms
         root_recent = view.root.newest > settled
+        # A listing behind its root may show an old op of a member the root holds from a newer
+        # one (a re-create): its ops cannot say the member is long gone either.
+        lagging = self._indexes.lags_behind_root(view)
         for entry, stored in zip(entries, found, strict=True):
-            if stored is None and (view.is_recent(entry.member)
+            if stored is None and (view.is_recent(entry.member) or lagging
                                    or (root_recent and entry.member not in view.overlay)):
                 # Entries journaled, record not seen: a create in flight (whose other index
                 # this erase cannot know) or a record this location does not see yet. Left

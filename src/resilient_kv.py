@@ -39,11 +39,11 @@ class RetryPolicy:
     # than that (full jitter may draw one) would only be refused again.
     hot_key_seconds: float = 1.0
 
-    def delay(self, attempt: int, rng: random.Random, rate_limited: bool = False) -> float:
+    def delay(self, attempt: int, rng: random.Random, first_429: bool = False) -> float:
+        """The wait before retry ``attempt + 1``; ``first_429``: this call's first 429, which
+        may follow an attempt that failed to answer but went through (and set off the limit)."""
         jittered = rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
-        if rate_limited and attempt == 0:
-            return max(jittered, self.hot_key_seconds)
-        return jittered
+        return max(jittered, self.hot_key_seconds) if first_429 else jittered
 
 
 class RetryingKV:
@@ -58,6 +58,7 @@ class RetryingKV:
         self.retries = 0
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        rate_limited = False
         for attempt in range(self._policy.attempts):
             try:
                 return await call()
@@ -65,8 +66,9 @@ class RetryingKV:
                 if attempt == self._policy.attempts - 1:
                     raise StorageUnavailable(retry_after=1) from None
                 self.retries += 1
-                rate_limited = isinstance(exc, KVRateLimited)
-                await self._sleep(self._policy.delay(attempt, self._rng, rate_limited))
+                first_429 = isinstance(exc, KVRateLimited) and not rate_limited
+                rate_limited = rate_limited or first_429
+                await self._sleep(self._policy.delay(attempt, self._rng, first_429))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def get(self, key: str) -> str | None:

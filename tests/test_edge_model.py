@@ -607,13 +607,6 @@ def server_id_of(report: Report) -> str:
     return next(iter(ids), "")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a failed write may have happened: a create's withdrawal takes a record delete that "
-    "answered 503 for one that did not happen, and keeps the message's entries although its "
-    "record is gone; nobody sends a server-made id again, so the entry is counted, never "
-    "listed, until an erase or a reindex. The 503 itself: after an attempt that happened, "
-    "RetryingKV waits the hot-key second only if the first attempt was the 429, so jittered "
-    "retries run out inside the second that attempt's own write set off"))
 def test_a_withdrawn_create_whose_delete_answered_503_leaves_no_counted_entry() -> None:
     report = scripted(RATE_LIMITED, withdraw_whose_delete_is_lost(lost=True))
     assert_only_about(report, server_id_of(report))
@@ -655,12 +648,6 @@ def erase_behind_a_recreated_root(lagging: bool) -> Script:
     return script
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "an erase takes a cached miss at its word when its journal listing lags behind the root: "
-    "the member is in the view's overlay through an old op (its first create, older than the "
-    "settle time, so not 'recent'), while the root holds it from a re-create the listing does "
-    "not show; the exemption for a recently folded root covers only members outside the "
-    "overlay, so the erase deletes the new record and removes the entry from this index only"))
 def test_an_erase_behind_its_root_does_not_take_a_cached_miss_for_a_long_gone_record() -> None:
     assert_only_about(scripted(EXACT, erase_behind_a_recreated_root(lagging=True)), "m1")
 
@@ -677,7 +664,11 @@ def test_the_checker_puts_stale_patches_that_race_an_erase_down_to_their_limit()
     for seed in (122, 152):
         report = random_run(seed, 600)
         assert not report.unexplained, report.render()
-        assert {v.limit for v in report.violations} == {PATCH_AFTER_DELETE}
+        # The stale PATCHes are there (and any other finding is a documented limit too: which
+        # ones a seed meets shifts with the store's own timing, retries included).
+        limits = {limit for v in report.violations for limit in v.limit.split(", ")}
+        assert PATCH_AFTER_DELETE in limits
+        assert limits <= {PATCH_AFTER_DELETE, REPLAY_AFTER_DELETE}
 
 
 @pytest.mark.parametrize(("script", "config", "edge"), [
