@@ -61,6 +61,7 @@ from compaction_pacer import CompactionPacer
 from config import Config
 from edge_kv import REQUEST_TAG, EdgeWorld, Read, Write
 from errors import ChatStoreError, StorageUnavailable, problem_for
+from fault_harness import settle_background
 from memory_kv import MemoryKV
 from object_cache import ObjectCache
 from resilient_kv import RetryingKV, RetryPolicy
@@ -462,12 +463,7 @@ class Sim:
 
     async def drain(self) -> None:
         """Wait for every other task: deferred work, calls a failed request left running."""
-        current = asyncio.current_task()
-        while True:
-            others = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-            if not others:
-                return
-            await asyncio.gather(*others, return_exceptions=True)
+        await settle_background()
 
     def violate(self, kind: str, detail: str, ids: tuple[str, ...] = (),
                 scopes: tuple[str, ...] = (), roles: tuple[str, ...] = ()) -> None:
