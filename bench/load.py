@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import math
 import os
 import platform
 import re
@@ -57,8 +56,11 @@ import httpx
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-if str(REPO_ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
+for _path in (REPO_ROOT / "tests", BENCH_DIR):  # also when loaded from its file by a test
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from stats import percentile  # noqa: E402
 
 from worker_harness import LocalWorker, WorkerStartError, snapshot_app  # noqa: E402
 
@@ -79,16 +81,6 @@ _LOG_ERROR = re.compile(r"error|exception|traceback|memory|killed|crash|exceeded
 def log(msg: str) -> None:
     stamp = dt.datetime.now().strftime("%H:%M:%S")
     print(f"[{stamp}] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), as bench/run.py."""
-    if not values:
-        return float("nan")
-    data = sorted(values)
-    pos = (len(data) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
 
 # -- results ------------------------------------------------------------------------------------

@@ -79,6 +79,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
+from stats import percentile  # noqa: E402
+
 from worker_harness import WRANGLER, LocalWorker, _wrangler_env, snapshot_app  # noqa: E402
 
 FLOOR_CONFIG = BENCH_DIR / "floor-worker" / "wrangler.toml"
@@ -133,16 +135,6 @@ def loadavg() -> float:
 
 
 # -- statistics -------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return float("nan")
-    data = sorted(values)
-    pos = (len(data) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
 
 def summary(samples_ms: list[float]) -> dict[str, float]:
