@@ -384,7 +384,22 @@ class ChatStore:
     async def _carry_out(self, intent: str, members: list[str], ops: dict[str, list[Op]]) -> None:
         await asyncio.gather(*(self._kv.delete(m) for m in members))
         await self._journal(ops)
+        if len(members) == 1:
+            # A re-create of the id may have come between the record delete and the removals,
+            # which, journaled later, would win: if the record is back, so are its entries.
+            # (One read; an erase's hundreds would break the request's KV budget, and an erase
+            # leaves alone what it cannot see instead.)
+            await self._restore_if_recreated(members[0])
         await self._kv.delete(intent)
+
+    async def _restore_if_recreated(self, member: str) -> None:
+        found = await self._kv.get_with_metadata(member)
+        if found is None:
+            return
+        back = _stored(found)
+        score = back.message["timestamp"]
+        add = Op.add(member, score, prev=score, also=back.history)
+        await self._journal({i: [add] for i in indexes_of(back.message)})
 
     async def _finish_intent(self, intent: str) -> str | None:
         """Complete a plan left by a crashed delete or erase; returns whose it was, if any."""

@@ -125,10 +125,10 @@ def test_random_runs_lose_nothing_beyond_the_documented_limits(seed: int) -> Non
 
 
 def test_a_few_hundred_operations_lose_nothing_beyond_the_documented_limits() -> None:
-    """Seed 2 with 400 operations runs into the documented limits (a PATCH writing back a
-    message erased elsewhere), and into nothing else."""
+    """Seed 2 with 400 operations: nothing beyond the documented limits (which of them a seed
+    meets, if any, shifts with the store's own timing; the classifier has its own tests)."""
     report = random_run(2, 400)
-    assert report.documented and not report.unexplained, report.render()
+    assert not report.unexplained, report.render()
 
 
 def test_a_random_run_with_erases_retried_after_failures_loses_nothing() -> None:
