@@ -338,11 +338,7 @@ class ChatStore:
         # Two moves racing: the record keeps the last put, the indexes the last journal op,
         # and they may be different moves. Whoever sees a later put than its own journals that
         # put's position again, so the indexes end where the record is.
-        latest = await self._load(message_id)
-        if latest is not None and latest.message["timestamp"] != new:
-            later = Op.add(member, latest.message["timestamp"], prev=new,
-                           also=(old, *stored.history)[:MAX_POSITION_HISTORY])
-            await self._journal({i: [later] for i in indexes_of(latest.message)})
+        await self._follow_record(member, unless_at=new)
         return updated
 
     async def delete(self, message_id: str, owner: str | None = None) -> None:
@@ -389,17 +385,21 @@ class ChatStore:
             # which, journaled later, would win: if the record is back, so are its entries.
             # (One read; an erase's hundreds would break the request's KV budget, and an erase
             # leaves alone what it cannot see instead.)
-            await self._restore_if_recreated(members[0])
+            await self._follow_record(members[0])
         await self._kv.delete(intent)
 
-    async def _restore_if_recreated(self, member: str) -> None:
+    async def _follow_record(self, member: str, unless_at: int | None = None) -> None:
+        """Journal ``member``'s entries where its record says it is now, if it exists (and is
+        not at ``unless_at``, where this request's own op already put it). The record's
+        metadata names the positions an entry may still sit at."""
         found = await self._kv.get_with_metadata(member)
         if found is None:
             return
-        back = _stored(found)
-        score = back.message["timestamp"]
-        add = Op.add(member, score, prev=score, also=back.history)
-        await self._journal({i: [add] for i in indexes_of(back.message)})
+        now = _stored(found)
+        score = now.message["timestamp"]
+        if score != unless_at:
+            here = Op.add(member, score, prev=unless_at, also=now.history)
+            await self._journal({i: [here] for i in indexes_of(now.message)})
 
     async def _finish_intent(self, intent: str) -> str | None:
         """Complete a plan left by a crashed delete or erase; returns whose it was, if any."""
