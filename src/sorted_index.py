@@ -119,6 +119,12 @@ FIRST_PAGE = 64
 # moves of one message (one request apart) may both name the same stale ``prev``, and only the
 # first one's op says where it put the member.
 HINT_MARGIN_MS = MAX_COMPACTION_MS
+# Collection lists the due part of the journal by version prefixes: buckets of at least this
+# many milliseconds, and at most this many listings (wider buckets beyond).
+_VERSION_BUCKET_DIGITS = 4
+_VERSION_BUCKET = 10**_VERSION_BUCKET_DIGITS
+_MAX_PREFIXES = 24
+_MAX_PROBES = 64
 # Value-only journal entries (written before ops always fit in metadata) a reader reads.
 MAX_HINT_READS = 16
 _METADATA_ROOM = MAX_METADATA_BYTES - 64  # leave room for the other metadata fields
@@ -326,7 +332,7 @@ class IndexView:
     def __init__(
         self, store: IndexStore, index: str, root: Root, window: list[JournalEntry],
         read_ms: int, hints: Iterable[Op] = (), *, horizon: int = 0, full: bool = True,
-        trusted: bool = False, truncated: bool = False,
+        trusted: bool = False, truncated: bool = False, legacy: bool = False,
     ) -> None:
         self._store = store
         self.index = index
@@ -337,6 +343,7 @@ class IndexView:
         self.trusted = trusted  # listed only past root.seen (rule 5)
         self.horizon = horizon
         self.truncated = truncated
+        self.legacy = legacy  # the listing met entries of the previous release's key format
         unfolded_ops = [op for entry in window for op in entry.ops or ()]
         self.unfolded = len(unfolded_ops)
         self._touched_ms = {op.member: entry.written_ms for entry in window
@@ -546,7 +553,7 @@ class IndexStore:
         horizon = confirmed
         if trust and root.seen is not None and read_ms - root.at < self.trust_ms:
             horizon = max(confirmed, root.seen)
-        window, hints, truncated = await self._scan_journal(
+        window, hints, truncated, legacy = await self._scan_journal(
             index, horizon, MAX_READ_ENTRIES if cap else None,
             HINT_MARGIN_MS if horizon == confirmed else 0,
         )
@@ -561,7 +568,7 @@ class IndexStore:
         window = [replace(j, ops=loaded.get(j.key, ())) if j.ops is None else j for j in window]
         return IndexView(self, index, root, window, read_ms, hints, horizon=horizon,
                          full=horizon == confirmed and not truncated,
-                         trusted=horizon > confirmed, truncated=truncated)
+                         trusted=horizon > confirmed, truncated=truncated, legacy=legacy)
 
     async def _read_root(self, index: str) -> Root:
         stored = await self._kv.get_with_metadata(index)
@@ -619,17 +626,19 @@ class IndexStore:
 
     async def _scan_journal(
         self, index: str, horizon: int, cap: int | None, hint_margin_ms: int = 0
-    ) -> tuple[list[JournalEntry], list[Op], bool]:
+    ) -> tuple[list[JournalEntry], list[Op], bool, bool]:
         """The entries written after ``horizon`` (oldest first), the ops of those written within
-        ``hint_margin_ms`` below it (position hints), and whether ``cap`` cut the entries.
+        ``hint_margin_ms`` below it (position hints), whether ``cap`` cut the entries, and
+        whether entries of the previous release's key format were met.
 
         The listing is newest first, so this reads only as far back as it must, a page at a
         time, and keeps nothing of a page but what it needs.
         """
         window: list[JournalEntry] = []
         hints: list[Op] = []
-        truncated = False
+        truncated = legacy = False
         async for entry in self._walk_journal(index):
+            legacy = legacy or entry.legacy
             if entry.written_ms <= horizon - hint_margin_ms:
                 if entry.legacy:
                     continue
@@ -642,15 +651,18 @@ class IndexStore:
             else:
                 window.append(entry)
         window.reverse()
-        return window, hints, truncated
+        return window, hints, truncated, legacy
 
-    async def _walk_journal(self, index: str) -> AsyncIterator[JournalEntry]:
-        """Every journal entry of ``index``, newest first, listed a page at a time."""
+    async def _walk_journal(
+        self, index: str, versions: str = "", *, with_ops: bool = True
+    ) -> AsyncIterator[JournalEntry]:
+        """The journal entries of ``index`` whose version starts with ``versions``, newest
+        first, listed a page at a time; without ``with_ops``, ops are left unparsed (None)."""
         prefix = journal_prefix(index)
         cursor: str | None = None
         limit = FIRST_PAGE
         while True:
-            page = await self._kv.list(prefix=prefix, limit=limit, cursor=cursor)
+            page = await self._kv.list(prefix=prefix + versions, limit=limit, cursor=cursor)
             for key in page.keys:
                 digits = key.name[len(prefix) : len(prefix) + 13]
                 version = int(digits) if digits.isdigit() else _VERSION_CEILING
@@ -658,7 +670,7 @@ class IndexStore:
                 written = _int_field(key.metadata, "t")
                 if not written:  # fall back to the clock part of the version
                     written = version if legacy else _VERSION_CEILING - version
-                raw_ops = (key.metadata or {}).get("ops")
+                raw_ops = (key.metadata or {}).get("ops") if with_ops else None
                 ops = _parse_ops(raw_ops) if raw_ops is not None else None
                 yield JournalEntry(key.name, written, ops, legacy)
             if page.list_complete or not page.cursor:
@@ -700,7 +712,7 @@ class IndexStore:
             return False  # folding it could put back what the root already moved (see below)
         oldest = _earliest(view.root.oldest, (j.written_ms for j in view.journal))
         if view.full and oldest is not None and oldest <= view.read_ms - self.collection_delay_ms:
-            oldest = await self._collect_journal(view)
+            oldest = await self._collect_journal(view, oldest)
         pending = await self._pending(view)
         if pending or self._stamp_changed(view, oldest):
             return await self._fold(view, pending, oldest)
@@ -948,19 +960,64 @@ class IndexStore:
             or self._collection_due(root, view.read_ms)
         )
 
-    async def _collect_journal(self, view: IndexView) -> int | None:
+    async def _collect_journal(self, view: IndexView, oldest: int) -> int | None:
         """Delete the journal entries no root can need any more (rule 3), measured from the
-        root the full pass read; returns the write time of the oldest entry left, if any."""
-        cutoff = min(view.read_ms - self.collection_delay_ms, view.root.at - self._settle_ms)
+        root the full pass read; returns a time at or below the write time of every entry left
+        (the oldest one's, when found), or None when the journal is empty.
+
+        ``oldest`` is such a time for the journal before this round (the root's ``j`` and the
+        view's window). Versions count down from the clock, so the entries written in a time
+        range are the keys under a few decimal prefixes of their version: a busy index's
+        journal holds ``2S`` of writes, and this lists the few seconds of it that are due.
+        """
+        confirmed = view.root.at - self._settle_ms
+        cutoff = min(view.read_ms - self.collection_delay_ms, confirmed)
+        # The window's write rate says how long the whole journal is likely to be.
+        expected = len(view.journal) * (view.read_ms - oldest) // max(1, view.read_ms - confirmed)
+        if view.legacy or oldest <= 0 or expected < FIRST_PAGE:
+            # Unknown age (a rebuilt root, or one from before rule 5), keys of the previous
+            # release's format (which no version prefix reaches), or a journal that one
+            # listing page likely holds: walk it all.
+            scans = [""]
+        else:
+            scans = _version_prefixes(_VERSION_CEILING - cutoff, _VERSION_CEILING - oldest)
+        whole = scans == [""]
         due: list[str] = []
-        oldest: int | None = None
-        async for entry in self._walk_journal(view.index):
-            if entry.written_ms <= cutoff and len(due) < MAX_GC_DELETES:
-                due.append(entry.key)
-            else:
-                oldest = entry.written_ms  # newest first: the last one kept is the oldest
+        kept: list[int] = []
+        for versions in reversed(scans):  # oldest first
+            async for entry in self._walk_journal(view.index, versions, with_ops=False):
+                if entry.written_ms <= cutoff and len(due) < MAX_GC_DELETES:
+                    due.append(entry.key)
+                elif entry.written_ms > cutoff or whole:
+                    kept.append(entry.written_ms)
+                else:
+                    break
+            if len(due) >= MAX_GC_DELETES and not whole:
+                break
         await asyncio.gather(*(self._kv.delete(key) for key in due))
-        return oldest
+        if len(due) >= MAX_GC_DELETES and not whole:
+            return oldest  # more is due, where this round stopped listing
+        if not kept and not whole:
+            kept = await self._first_written_after(view.index, cutoff, confirmed)
+        newer = [j.written_ms for j in view.journal]  # listed down to the confirmed horizon
+        return min(kept + newer, default=None)
+
+    async def _first_written_after(self, index: str, after: int, until: int) -> list[int]:
+        """The write times in the first non-empty version bucket written after ``after`` up to
+        ``until``, probing one bucket at a time from the oldest (a busy journal's first one
+        holds entries); ``[until]`` (a bound, not a find) if there are too many to probe."""
+        first = (_VERSION_CEILING - after) // _VERSION_BUCKET
+        last = (_VERSION_CEILING - until) // _VERSION_BUCKET
+        for n, bucket in enumerate(range(first, last - 1, -1)):
+            if n == _MAX_PROBES:  # the earliest time this bucket's versions can stand for
+                return [_VERSION_CEILING - (bucket + 1) * _VERSION_BUCKET + 1]
+            versions = f"{bucket:0{13 - _VERSION_BUCKET_DIGITS}d}"
+            found = [entry.written_ms
+                     async for entry in self._walk_journal(index, versions, with_ops=False)
+                     if entry.written_ms > after]
+            if found:
+                return found
+        return []
 
     # -- repair -----------------------------------------------------------------------------
 
@@ -1026,6 +1083,29 @@ def _metadata_pieces(ops: list[list[object]]) -> list[list[list[object]]]:
         pieces[-1].append(op)
         size += op_size
     return pieces
+
+
+def _version_prefixes(low: int, high: int) -> list[str]:
+    """Decimal prefixes of the 13-digit versions in ``[low, high]``, ascending: the fewest
+    listings (at most ``_MAX_PREFIXES``) that reach every key in the range, each rounded out to
+    whole buckets of at least ``_VERSION_BUCKET`` (the keys beyond the range they also list are
+    the caller's to skip)."""
+    width = 13
+    bucket = _VERSION_BUCKET
+    while True:
+        a, b = max(low, 0) // bucket, max(high, low, 0) // bucket
+        digits = width - len(str(bucket)) + 1
+        prefixes: list[str] = []
+        while a <= b and len(prefixes) <= _MAX_PREFIXES:
+            size = 1  # the largest aligned block of buckets starting at a that fits
+            while a % (size * 10) == 0 and a + size * 10 - 1 <= b and size * 10 <= 10**digits:
+                size *= 10
+            length = digits - len(str(size)) + 1
+            prefixes.append(f"{a // size:0{length}d}" if length else "")
+            a += size
+        if len(prefixes) <= _MAX_PREFIXES:
+            return prefixes
+        bucket *= 10
 
 
 def _parse_ops(raw: object) -> tuple[Op, ...] | None:

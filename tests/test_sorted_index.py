@@ -771,6 +771,47 @@ def test_the_journal_stays_bounded_under_sustained_writes() -> None:
     run(scenario())
 
 
+def test_a_busy_journal_is_collected_by_listing_only_its_due_part() -> None:
+    """At 10 writes/s the journal holds ``collection_delay_ms`` of writes (over 2,500 keys).
+    Collection lists the versions of the due few seconds, not the whole journal, and still
+    deletes every settled entry, also one whose put was listed late (older than the oldest
+    entry a previous collection found)."""
+
+    async def scenario() -> None:
+        w = World()
+        listed_by_prefix: list[int] = []
+        listing = w.kv.list
+
+        async def counting_list(**kwargs: Any) -> ListPage:
+            page = await listing(**kwargs)
+            if len(kwargs.get("prefix", "")) > len(journal_prefix(INDEX)):
+                listed_by_prefix.append(len(page.keys))  # only collection lists a sub-prefix
+            return page
+
+        w.kv.list = counting_list  # type: ignore[method-assign]
+        lagged_at = 150_000
+        for n in range(4_000):
+            await w.advance(100)
+            # New members only (no prev to look up): w.ops would replay every record each time.
+            await w.record([Op.add(f"chat:m{n}", n)], lagged=n * 100 == lagged_at)
+            if n % 10 == 0:
+                await w.read_and_compact()
+            if n % 500 == 0:
+                await w.check(converge=False)
+        assert listed_by_prefix, "a busy index is collected by version prefixes"
+        journal = len(w.journal_keys())
+        assert journal >= w.store.collection_delay_ms // 100  # a long journal...
+        assert max(listed_by_prefix) <= 2 * 10_000 // 100  # ...of which a round lists ~10 s
+        await drain(w)
+        # Collection found the journal empty, so a quiet index wants no more passes.
+        await w.advance(w.store.collection_delay_ms)
+        await w.read_and_compact()
+        assert "j" not in (w.kv.metadata_of(INDEX) or {})
+        assert not w.store.wants_compaction(await w.read())
+
+    run(scenario())
+
+
 # -- prev is a hint --------------------------------------------------------------------------------
 
 
