@@ -6,8 +6,10 @@ and rewriting one array per append costs O(history). An index is therefore kept 
 ``{index}`` (e.g. ``user:chat:alice``), the *root*
     The seed's layout, which other systems read: a JSON array of ``{"score", "member"}`` in
     sorted-set order, holding the *newest* entries (at most ``head_max``). Its KV metadata
-    ``{"at", "v", "nf", "j", "m", "lo", "g"}`` says when the last *full* pass began reading
-    (``at``: rule 1), what the passes since have vouched for (``v``: rule 5), the write times of
+    ``{"at", "i", "v", "nf", "j", "m", "lo", "g"}`` says when the last *full* pass began reading
+    (``at``: rule 1), which pass wrote it (``i``, random: an isolate remembers which journal
+    entries it saw in the roots its passes wrote, and a full pass does not look those up again),
+    what the passes since have vouched for (``v``: rule 5), the write times of
     the newest entry folded and of the oldest journal entry left (``nf``, ``j``: when confirming
     and collecting are due), where the older entries are (manifest ``m``), the lowest position
     the head covers (``lo``) and when the manifest's oldest garbage was retired (``g``, so a
@@ -98,6 +100,7 @@ from sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 JOURNAL_PREFIX = "idx:log:"
 SEGMENT_PREFIX = "idx:seg:"
 MANIFEST_PREFIX = "idx:man:"
+FOLDED_PREFIX = "folded:"  # per-isolate cache keys only, never stored in KV
 MAX_COMPACTION_MS = 10_000
 # Rule 1 assumes a put shows in listings within settle_ms of its clock reading: never 0.
 MIN_SETTLE_MS = 100
@@ -270,11 +273,16 @@ class Root:
     # Write time of the oldest journal entry left when last looked (None: the journal was
     # empty): lets a pass know when collection is due without listing the whole journal.
     oldest: int | None = 0
+    # Names the pass that wrote this root, so that an isolate can remember which journal
+    # entries it saw folded in it (``Folded``). None: written before pass ids.
+    pass_id: str | None = None
 
     def metadata(self) -> dict[str, object]:
-        """The root's KV metadata: ``at``, ``v``, ``nf``, ``j``, then ``m``/``lo``/``g`` once a
-        manifest exists."""
+        """The root's KV metadata: ``at``, ``i``, ``v``, ``nf``, ``j``, then ``m``/``lo``/``g``
+        once a manifest exists."""
         metadata: dict[str, object] = {"at": self.at}
+        if self.pass_id is not None:
+            metadata["i"] = self.pass_id
         if self.seen is not None:
             metadata["v"] = self.seen
             metadata["nf"] = self.newest
@@ -461,7 +469,18 @@ def _overlaps(segment: Segment, lo: int, hi: int, after: Entry | None, rev: bool
     return segment.min_score <= after.score if rev else segment.max_score >= after.score
 
 
-IndexObjects = ObjectCache[SortedSet | Manifest]
+@dataclass(frozen=True)
+class Folded:
+    """Journal entries (key -> write time) whose ops one root shows: a pass of this isolate
+    wrote that root after seeing them, or found them all in place in it. Facts about an
+    immutable root's content, so never stale; a root written by anyone else has another
+    ``pass_id`` and is checked in full."""
+
+    pass_id: str
+    entries: dict[str, int]
+
+
+IndexObjects = ObjectCache[SortedSet | Manifest | Folded]
 
 
 class IndexStore:
@@ -590,9 +609,11 @@ class IndexStore:
                         head_lo, garbage_since if is_int(garbage_since) else None,
                         seen=None, newest=at, oldest=0)
         oldest = meta.get("j")
+        pass_id = meta.get("i")
         return Root(head, at, manifest_key if isinstance(manifest_key, str) else None, head_lo,
                     garbage_since if is_int(garbage_since) else None, seen=seen,
-                    newest=_int_field(meta, "nf"), oldest=oldest if is_int(oldest) else None)
+                    newest=_int_field(meta, "nf"), oldest=oldest if is_int(oldest) else None,
+                    pass_id=pass_id if isinstance(pass_id, str) else None)
 
     async def load_manifest(self, key: str | None) -> Manifest:
         if key is None:
@@ -619,10 +640,33 @@ class IndexStore:
         self._remember(key, segment)
         return segment
 
-    def _remember(self, key: str, value: SortedSet | Manifest) -> None:
+    def _remember(self, key: str, value: SortedSet | Manifest | Folded) -> None:
         if self._cache is not None:
-            weight = len(value) if isinstance(value, SortedSet) else len(value.segments)
+            if isinstance(value, Manifest):
+                weight = len(value.segments)
+            elif isinstance(value, Folded):
+                weight = len(value.entries)
+            else:
+                weight = len(value)
             self._cache.put(key, value, weight)
+
+    def _folded_in(self, root: Root, index: str) -> dict[str, int]:
+        """The journal entries this isolate knows ``root`` shows (see ``Folded``)."""
+        if root.pass_id is None or self._cache is None:
+            return {}
+        known = self._cache.get(f"{FOLDED_PREFIX}{index}")
+        return known.entries if isinstance(known, Folded) and known.pass_id == root.pass_id else {}
+
+    def _remember_folded(self, view: IndexView, root: Root) -> None:
+        """``root`` (the view's, or the one a pass over it wrote) shows every listed entry, and
+        what was known of the view's root. Entries below the confirmed horizon (and its hint
+        margin) are no longer listed by any pass, so they are forgotten."""
+        if root.pass_id is None:
+            return
+        floor = root.at - self._settle_ms - HINT_MARGIN_MS
+        entries = {k: t for k, t in self._folded_in(view.root, view.index).items() if t > floor}
+        entries.update((j.key, j.written_ms) for j in view.journal if j.written_ms > floor)
+        self._remember(f"{FOLDED_PREFIX}{view.index}", Folded(root.pass_id, entries))
 
     async def _scan_journal(
         self, index: str, horizon: int, cap: int | None, hint_margin_ms: int = 0
@@ -716,6 +760,7 @@ class IndexStore:
         pending = await self._pending(view)
         if pending or self._stamp_changed(view, oldest):
             return await self._fold(view, pending, oldest)
+        self._remember_folded(view, view.root)  # all in place already
         return False
 
     def lags_behind_root(self, view: IndexView) -> bool:
@@ -760,7 +805,7 @@ class IndexStore:
         newest = max([root.newest, *(j.written_ms for j in view.journal)])
         at = view.read_ms if view.full else root.at
         return replace(root, head=head, at=at, seen=view.read_ms - self.put_ms, newest=newest,
-                       oldest=oldest)
+                       oldest=oldest, pass_id=secrets.token_hex(4))
 
     def _maybe_pending(self, view: IndexView) -> bool:
         """Whether a pass may have something to fold, from the head alone (no segment read):
@@ -784,7 +829,11 @@ class IndexStore:
         proportion to everything written in the window (a whole import), and write nothing.
         """
         pending: set[str] = set()
-        for member, final in view.overlay.items():
+        known = self._folded_in(view.root, view.index)
+        unknown = ({op.member for j in view.journal if j.key not in known for op in j.ops or ()}
+                   if known else view.overlay.keys())
+        for member in unknown:
+            final = view.overlay[member]
             for score in {*view.positions[member], *([final.score] if final else [])}:
                 container = await view.load(await view.container_of(Entry(score, member)))
                 wanted = final is not None and score == final.score
@@ -831,6 +880,7 @@ class IndexStore:
         if self._clock_ms() - view.read_ms > MAX_COMPACTION_MS:
             return False  # too slow: a newer root may exist (rule 2); what we wrote is leaked
         await self._kv.put(view.index, dump_entries(root.head), metadata=root.metadata())
+        self._remember_folded(view, root)
         return True
 
     async def _reshape(

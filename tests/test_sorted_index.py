@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from kv import ListPage, Metadata, ValueWithMetadata
 from memory_kv import MemoryKV
+from object_cache import ObjectCache
 from sorted_index import (
     FIRST_PAGE,
     JOURNAL_PREFIX,
@@ -178,7 +179,7 @@ class World:
         self.clock = Clock()
         self.kv = MemoryKV(clock=lambda: self.clock.now_ms / 1000)
         self.lagging = LaggingKV(self.kv)
-        self.store = IndexStore(self.lagging, self.clock, settle_ms, layout)
+        self.store = IndexStore(self.lagging, self.clock, settle_ms, layout, ObjectCache())
         self.records: list[Recorded] = []
 
     # the model
@@ -278,6 +279,13 @@ class World:
 
     def head_metadata(self) -> Metadata | None:
         return self.kv.metadata_of(INDEX) if INDEX in self.kv.snapshot() else None
+
+    def head_stamp(self) -> Metadata:
+        """The root's metadata without its pass id (random), which must be there."""
+        stamp = dict(self.head_metadata() or {})
+        pass_id = stamp.pop("i")
+        assert isinstance(pass_id, str) and len(pass_id) == 8
+        return stamp
 
     async def converged_structure(self) -> list[Entry]:
         """The stored structure after one more fresh full pass, on a copy of the store."""
@@ -424,7 +432,7 @@ def test_compact_writes_the_sorted_head_array_stamped_with_the_read_time() -> No
         assert all(list(item) == ["score", "member"] for item in json.loads(raw))
         # A first pass is a full one: ``at`` is its read time, ``v`` what it saw (rule 5),
         # ``nf`` the newest entry folded, ``j`` the oldest journal entry left.
-        assert w.head_metadata() == {"at": view.read_ms, "v": view.read_ms - w.store.put_ms,
+        assert w.head_stamp() == {"at": view.read_ms, "v": view.read_ms - w.store.put_ms,
                                      "nf": START_MS, "j": START_MS}
         assert w.head() == w.expected()  # the exact live set, nothing pending left out
 
@@ -438,7 +446,7 @@ def test_a_compaction_with_nothing_to_do_does_not_write() -> None:
         await w.advance(w.settle_ms)
         assert await w.read_and_compact()
         assert not await w.read_and_compact()  # same content, nothing newly folded
-        assert w.head_metadata() == {"at": START_MS + w.settle_ms,
+        assert w.head_stamp() == {"at": START_MS + w.settle_ms,
                                      "v": START_MS + w.settle_ms - w.store.put_ms,
                                      "nf": START_MS, "j": START_MS}
 
@@ -535,7 +543,7 @@ def test_a_compaction_exactly_at_the_limit_still_writes() -> None:
         view = await w.read()
         await w.advance(MAX_COMPACTION_MS)
         assert await w.compact(view)
-        assert w.head_metadata() == {"at": view.read_ms, "v": view.read_ms - w.store.put_ms,
+        assert w.head_stamp() == {"at": view.read_ms, "v": view.read_ms - w.store.put_ms,
                                      "nf": START_MS, "j": START_MS}
 
     run(scenario())
@@ -677,6 +685,63 @@ def test_kv_operation_counts_are_small_and_do_not_grow(journal_size: int) -> Non
         w.kv.reset_counters()
         await w.read()
         assert w.kv.ops == 2  # a big head, and a journal already folded, cost nothing more
+
+    run(scenario())
+
+
+def count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Entry]:
+    """Every position a view looks up the container of, from now on."""
+    seen: list[Entry] = []
+    container_of = IndexView.container_of
+
+    async def counting(view: IndexView, position: Entry) -> Any:
+        seen.append(position)
+        return await container_of(view, position)
+
+    monkeypatch.setattr(IndexView, "container_of", counting)
+    return seen
+
+
+def test_a_full_pass_does_not_recheck_what_this_isolate_folded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After an import, every full pass of the next settle time lists the import again. The
+    isolate that wrote the root knows those entries are in it (pass id ``i``): it looks up
+    only the members of entries it has not seen folded."""
+
+    async def scenario() -> None:
+        w = World(layout=Layout(head_max=64, head_keep=32, segment_max=256))
+        await w.record([Op.add(f"chat:m{n:04d}", n) for n in range(2_000)])
+        await w.advance(w.store.put_ms)
+        assert await w.read_and_compact()
+        await w.advance(w.store.full_pass_ms)
+        await w.record([Op.add("chat:late", 5_000)])
+        lookups = count_lookups(monkeypatch)
+        view = await w.store.read(INDEX, trust=False, cap=False)
+        assert view.full and view.unfolded == 2_001
+        assert await w.compact(view)
+        assert {p.member for p in lookups} == {"chat:late"}
+        await w.check()
+
+    run(scenario())
+
+
+def test_a_root_written_elsewhere_is_checked_in_full() -> None:
+    """What an isolate knows is about the root its pass wrote: once another writer replaces
+    that root (here a stale compactor whose root lacks a member), the next pass checks
+    every listed member again and folds the missing one back."""
+
+    async def scenario() -> None:
+        w = World()
+        await w.record(w.ops(("add", "chat:a", 1), ("add", "chat:b", 2)))
+        await w.advance(w.store.put_ms)
+        assert await w.read_and_compact()
+        stamp = dict(w.head_metadata() or {})
+        stamp["i"] = "0ther0ne"
+        await w.kv.put(INDEX, json.dumps([{"score": 2, "member": "chat:b"}]), metadata=stamp)
+        await w.advance(w.store.full_pass_ms)
+        assert await w.read_and_compact()
+        assert w.head() == [Entry(1, "chat:a"), Entry(2, "chat:b")]
 
     run(scenario())
 
