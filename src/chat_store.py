@@ -212,16 +212,26 @@ class ChatStore:
         """All-or-nothing: conflicts are found before anything is written."""
         now = self._clock_ms()
         ids = [d.id for d in drafts if d.id is not None]
-        # With each record, the plan of a delete of that id, if one is under way: a re-create
-        # must not journal its entries before the delete's removals (those would win).
+        # With each record, the plan of a delete of that id and those of erases of its scopes,
+        # if one is under way: a re-create must not journal its entries before the delete's
+        # removals (those would win).
+        erases = sorted({intent_key(index) for d in drafts if d.id is not None
+                         for index in indexes_of({"user_id": d.user_id,
+                                                  "conversation_id": d.conversation_id})})
+        plans = [*(intent_key(message_key(i)) for i in ids), *erases]
         found = await get_many_with_metadata(
-            self._kv, [*(message_key(i) for i in ids), *(intent_key(message_key(i)) for i in ids)]
+            self._kv, [*(message_key(i) for i in ids), *plans]
         )
         records = found[: len(ids)]
         by_id = {i: None if f is None else _stored(f) for i, f in zip(ids, records, strict=True)}
-        for message_id, plan in zip(ids, found[len(ids):], strict=True):
-            if by_id[message_id] is None and plan is not None:
-                await self._settle_delete(message_id, plan.value, now)
+        for intent, plan in zip(plans, found[len(ids):], strict=True):
+            if plan is None:
+                continue
+            members = set(json.loads(plan.value).get("members", []))
+            for message_id in ids:
+                if by_id[message_id] is None and message_key(message_id) in members:
+                    await self._settle_delete(message_id, intent, plan.value, now)
+                    break
         existing = [None if d.id is None else by_id[d.id] for d in drafts]
         messages: list[Message] = []
         created: list[bool] = []
@@ -269,16 +279,17 @@ class ChatStore:
             raise
         return messages, created
 
-    async def _settle_delete(self, message_id: str, raw_plan: str, now: int) -> None:
-        """Before re-creating ``message_id``: finish the delete whose plan is still there if that
-        delete is surely dead, else ask the client to come back once it is done."""
+    async def _settle_delete(self, message_id: str, intent: str, raw_plan: str, now: int) -> None:
+        """Before re-creating ``message_id``: finish the delete (or erase) whose plan at
+        ``intent`` names it if that request is surely dead, else ask the client to come back
+        once it is done."""
         started = json.loads(raw_plan).get("at")
         if is_int(started) and now - started < MAX_DELETE_MS:
             raise StorageUnavailable(
                 detail=f"a delete of message {message_id!r} is still under way; retry shortly",
                 retry_after=1,
             )
-        await self._finish_intent(intent_key(message_key(message_id)))
+        await self._finish_intent(intent)
 
     async def _withdraw(self, messages: list[Message]) -> None:
         """Best effort, after a failed create: delete each record that may have been written,

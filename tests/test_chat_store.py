@@ -648,6 +648,65 @@ def test_a_re_create_waits_for_a_delete_of_the_same_id_under_way() -> None:
     run(go())
 
 
+@pytest.mark.parametrize("scope", [Scope("user", "u1"), Scope("conversation", "c1")])
+def test_a_re_create_waits_for_an_erase_that_took_the_record(scope: Scope) -> None:
+    """The same race with an erase: its plan is at its scope's key, not the message's. While
+    an erase has deleted m1's record but not yet journaled the removals, a create of m1 (a
+    client sending it again) answers 503; once the erase is done the retry is listed
+    everywhere."""
+
+    async def go() -> None:
+        rig = Rig()
+        await rig.step(rig.store.create(draft(id="m1", conversation_id="c1", timestamp=5)))
+        record_gone, finish = asyncio.Event(), asyncio.Event()
+        real_put = rig.kv.put
+
+        async def slow_journal(key: str, value: str, **kw: Any) -> None:
+            if key.startswith(JOURNAL_PREFIX) and '"r"' in value and not finish.is_set():
+                record_gone.set()
+                await finish.wait()
+            await real_put(key, value, **kw)
+
+        rig.kv.put = slow_journal  # type: ignore[method-assign]
+        erasing = asyncio.ensure_future(rig.store.erase(scope))
+        await record_gone.wait()
+        with pytest.raises(StorageUnavailable):
+            await rig.store.create(draft(id="m1", conversation_id="c1", timestamp=6))
+        finish.set()
+        assert (await erasing).deleted == 1
+        rig.kv.put = real_put  # type: ignore[method-assign]
+        await rig.drain()
+        _, created = await rig.step(rig.store.create(draft(id="m1", conversation_id="c1",
+                                                           timestamp=6)))
+        assert created
+        rig.clock.advance(5_000)
+        assert await rig.ids("user", "u1") == ["m1"]
+        assert await rig.ids("conversation", "c1") == ["m1"]
+
+    run(go())
+
+
+def test_a_re_create_finishes_an_erase_that_died_half_way() -> None:
+    async def go() -> None:
+        rig = Rig()
+        await rig.step(rig.store.create(draft(id="m1", conversation_id="c1", timestamp=5)))
+        plan = {"at": rig.clock(), "owner": "", "members": ["chat:m1"],
+                "ops": {"user:chat:u1": [["r", "chat:m1", 5]],
+                        "conversation:chat:c1": [["r", "chat:m1", 5]]}}
+        await rig.kv.put("idx:intent:user:chat:u1", json.dumps(plan))
+        await rig.kv.delete("chat:m1")  # the erase died after its record delete
+        rig.clock.advance(60_000)
+        _, created = await rig.step(rig.store.create(draft(id="m1", conversation_id="c1",
+                                                           timestamp=7)))
+        assert created
+        assert "idx:intent:user:chat:u1" not in rig.kv.snapshot()
+        rig.clock.advance(5_000)
+        assert await rig.ids("user", "u1") == ["m1"]
+        assert await rig.ids("conversation", "c1") == ["m1"]
+
+    run(go())
+
+
 def test_a_re_create_finishes_a_delete_that_died_half_way() -> None:
     async def go() -> None:
         rig = Rig()

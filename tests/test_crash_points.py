@@ -489,17 +489,19 @@ def test_crash_between_index_and_record_write_leaves_no_record_an_erase_could_mi
     async def scenario() -> None:
         h, _ = fresh()
         body = message_body(id="late", user_id="u3", conversation_id="c3", timestamp=42)
-        # ops 0-1 look for an existing "late" and for a delete of it under way, ops 2-3 journal
-        # its two index entries, op 4 would write the record.
-        faulty = FaultyKV(h.memory, seed=0, fail_at=4)
+        # ops 0-3 look for an existing "late" and for a delete of it or an erase of its scopes
+        # under way, ops 4-5 journal its two index entries, op 6 would write the record.
+        faulty = FaultyKV(h.memory, seed=0, fail_at=6)
         h.use(faulty)
         reply = await h.arequest("POST", "/v1/messages", json_body=body)
         assert_storage_unavailable(reply)
-        assert [r.method for r in faulty.log[:5]] == [
-            "get_with_metadata", "get_with_metadata", "put", "put", "put"]
-        assert faulty.log[1].key == f"idx:intent:{MESSAGE_PREFIX}late"
-        assert all(r.key.startswith("idx:log:") for r in faulty.log[2:4])
-        assert faulty.log[4].key == f"{MESSAGE_PREFIX}late"
+        assert [r.method for r in faulty.log[:7]] == [
+            *["get_with_metadata"] * 4, "put", "put", "put"]
+        assert {r.key for r in faulty.log[1:4]} == {
+            f"idx:intent:{MESSAGE_PREFIX}late", "idx:intent:user:chat:u3",
+            "idx:intent:conversation:chat:c3"}
+        assert all(r.key.startswith("idx:log:") for r in faulty.log[4:6])
+        assert faulty.log[6].key == f"{MESSAGE_PREFIX}late"
         h.heal()
         assert (await h.arequest("GET", "/v1/messages/late")).status == 404
         assert f"{MESSAGE_PREFIX}late" not in h.memory.snapshot()
@@ -536,9 +538,9 @@ def test_a_create_whose_write_fails_leaves_no_counted_entry_behind(
         fields: dict[str, Any] = {"user_id": "u3", "conversation_id": "c3", "timestamp": 42}
         if with_id:
             fields["id"] = "late"
-        # (two reads for a client id: the record and a delete's plan,) two journal puts, then
-        # the record put: only one fails.
-        at = (1 if failing == "second journal" else 2) + (2 if with_id else 0)
+        # (four reads for a client id: the record, a delete's plan and the plans of erases of
+        # its two scopes,) two journal puts, then the record put: only one fails.
+        at = (1 if failing == "second journal" else 2) + (4 if with_id else 0)
         faulty = FaultyKV(h.memory, seed=0, fail_at=at, crash=False)
         h.use(faulty)
         reply = await h.arequest("POST", "/v1/messages", json_body=message_body(**fields))

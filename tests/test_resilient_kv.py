@@ -297,8 +297,9 @@ def test_when_retries_run_out_the_client_gets_503_with_retry_after(
     assert_storage_unavailable(reply)
     attempts = RetryPolicy().attempts  # all spent on the first KV call...
     # ...and, for a create with a server-made id, on the record delete that withdraws it; a
-    # create with a client id reads its record and a delete's plan at once.
-    calls = 2 if path in ("/v1/messages/batch", "/v1/messages") else 1
+    # create with a client id reads at once its record, a delete's plan and the plans of
+    # erases of its user and conversation.
+    calls = 2 if path == "/v1/messages/batch" else 4 if path == "/v1/messages" else 1
     assert faulty.ops == calls * attempts
     retried_calls = 2 if path == "/v1/messages/batch" else 1  # two reads retry as one batch
     assert len(sleeps.delays) == retried_calls * (attempts - 1)
