@@ -28,9 +28,10 @@ caches that keep misses, lagging listings, slow propagation, 429s and transient 
   authoritative state: entries with no record, twice, or away from their record).
 - **Documented limits** (:data:`DOCUMENTED_LIMITS`): a violation is put down to one (its
   ``limit``) only when every message it names had a PATCH or a create replay act on a stale
-  cached copy of its record (one that missed a delete or a move made elsewhere), in a way that
-  produces exactly that kind of violation, and no other request wrote anything since that could
-  have set it right. ``Report.unexplained`` is the rest: bugs until shown otherwise.
+  cached copy of its record (one that missed a delete or a move made elsewhere), or a PATCH
+  write its record back after a delete that came after its read, in a way that produces exactly
+  that kind of violation, and no other request wrote anything since that could have set it
+  right. ``Report.unexplained`` is the rest: bugs until shown otherwise.
 - **Read-your-writes** holds in the model where the newest write of a key is the reading
   location's own and visible there (``own_write_delay_ms`` after it; it replaces the cache
   entry). A ``get`` in that case is logged ``(read-your-writes)`` and must return that write.
@@ -273,6 +274,7 @@ class Violation:
 PATCH_AFTER_DELETE = "patch-after-delete"
 PATCH_UNDOES_MOVE = "patch-undoes-move"
 REPLAY_AFTER_DELETE = "replay-after-delete"
+PATCH_RACING_DELETE = "patch-racing-delete"
 UNLISTED = frozenset({("MISSING", ""), ("STORED", "missing")})
 GHOSTS = frozenset({("COUNT", "ghost"), ("RANGE", "ghost"), ("STORED", "extra")})
 DOCUMENTED_LIMITS: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
@@ -290,6 +292,11 @@ DOCUMENTED_LIMITS: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
         "a create read a cached copy of a message deleted elsewhere, answered 200 'replay' and "
         "journaled its entries again: acknowledged with no record, counted, never listed",
         frozenset({("LOST", "")}) | GHOSTS),
+    # No stale read: the README's "a PATCH racing a delete can also do [this] on one KV".
+    PATCH_RACING_DELETE: (
+        "a PATCH read the record before a delete or erase (anywhere) took it, and wrote it back "
+        "after: no index lists it where that delete's removal was journaled after the PATCH's "
+        "own index ops, if any", UNLISTED),
 }
 
 
@@ -999,7 +1006,8 @@ class Sim:
     def _limits_met(self) -> dict[str, list[_Met]]:
         """Per message id, the documented limits an acknowledged request ran into with it: the
         request's first read of the record was answered from a location's cache after another
-        write of it had been accepted (a delete, or a move), and it acted on that copy."""
+        write of it had been accepted (a delete, or a move), and it acted on that copy; or (a
+        PATCH) a delete was accepted between its read and its write of the record."""
         first: dict[tuple[int, str], Read] = {}
         for read in self.world.reads:
             if read.key.startswith("chat:") and read.tag == f"#{_line_number(read.tag)}":
@@ -1019,6 +1027,14 @@ class Sim:
                     continue
                 history = self.world.history(key)
                 missed = [w for w in history if got.seq < w.seq <= got.upto_seq]
+                raced = False
+                if not missed and verb == "patch":
+                    # Not a stale read: then what another request wrote between this read and
+                    # this request's own write of the record (a PATCH racing a delete).
+                    wrote = [w for w in history if _line_number(w.tag) == line.n]
+                    missed = [w for w in history if wrote and got.seq < w.seq < wrote[0].seq
+                              and _line_number(w.tag) != line.n]
+                    raced = bool(missed)
                 if not missed:
                     continue
                 seen = next(w for w in history if w.seq == got.seq)
@@ -1034,7 +1050,17 @@ class Sim:
                 if verb == "patch":
                     wrote = [w for w in history if _line_number(w.tag) == line.n]
                     mine = [w for w in journaled.get(key, ()) if _line_number(w.tag) == line.n]
-                    if newest.value is None and (wrote or mine):
+                    if raced:
+                        # Read before the delete, wrote the record back after it: unlisted where
+                        # the delete's removal was journaled after this request's own ops (all
+                        # of them, for a PATCH that journaled none).
+                        others = lines - {line.n}
+                        unlisted_in = (_undone_in(mine, journaled.get(key, ()), key, others)
+                                       if mine else
+                                       _removed_in(journaled.get(key, ()), key, others))
+                        if newest.value is None and unlisted_in:
+                            name = PATCH_RACING_DELETE
+                    elif newest.value is None and (wrote or mine):
                         name = PATCH_AFTER_DELETE
                         if not mine:  # wrote the record back, unindexed
                             produces = UNLISTED
@@ -1137,6 +1163,13 @@ def _undone_in(mine: list[Write], journaled: Sequence[Write], member: str,
                and any(op[0] == "r" for op in _ops_about(w, member)) for w in journaled):
             undone.add(index)
     return frozenset(undone)
+
+
+def _removed_in(journaled: Sequence[Write], member: str, lines: frozenset[int]
+                ) -> frozenset[str]:
+    """The indexes where one of ``lines`` journaled a removal of ``member``."""
+    return frozenset(_index_of(w.key) for w in journaled if _line_number(w.tag) in lines
+                     and any(op[0] == "r" for op in _ops_about(w, member)))
 
 
 def _timestamp(write: Write) -> int | None:
