@@ -1114,10 +1114,13 @@ class Sim:
         ghostly = role in ("ghost", "extra") or violation.kind == "LOST"
         history = self.world.history(met.key)
         for before, write in zip([None, *history], history, strict=False):
-            # Another request made the record exist, or stop existing, after the stale read.
+            # Another request made the record exist, or stop existing, after the stale read;
+            # unless it did so blind to the record ``met`` wrote back (its own read of it a
+            # cached miss): it cannot have known the entries that record's request journaled.
             present = before is not None and before.value is not None
             if (ghostly and write.at_ms >= met.since_ms and _line_number(write.tag) != met.request
-                    and present != (write.value is not None)):
+                    and present != (write.value is not None)
+                    and not self._blind_to(met, write)):
                 return True
         # Journal ops of the requests whose writes the stale read missed finish those writes.
         for scope in violation.scopes:
@@ -1126,6 +1129,21 @@ class Sim:
                        and _ops_about(w, met.key) for w in self.world.history(key)):
                     return True
         return False
+
+    def _blind_to(self, met: _Met, write: Write) -> bool:
+        """Whether the request that made ``write`` last read ``met``'s record, before making
+        it, without seeing the record ``met``'s request had written by then (a cached copy or
+        a cached miss)."""
+        line = _line_number(write.tag)
+        reads = [r for r in self.world.reads if r.key == met.key
+                 and _line_number(r.tag) == line and r.upto_seq < write.seq]
+        if not reads:
+            return False
+        last = reads[-1]
+        newest = next((w for w in reversed(self.world.history(met.key))
+                       if w.seq <= last.upto_seq), None)
+        return (newest is not None and newest.value is not None
+                and _line_number(newest.tag) == met.request and last.seq != newest.seq)
 
     def report(self) -> Report:
         return Report(self.settings, list(self.violations), list(self.notes), list(self.log),
