@@ -29,7 +29,8 @@ caches that keep misses, lagging listings, slow propagation, 429s and transient 
 - **Documented limits** (:data:`DOCUMENTED_LIMITS`): a violation is put down to one (its
   ``limit``) only when every message it names had a PATCH or a create replay act on a stale
   cached copy of its record (one that missed a delete or a move made elsewhere), or a PATCH
-  write its record back after a delete that came after its read, in a way that produces exactly
+  write its record back after a delete that came after its read, or a create's entries be
+  undone by a delete or erase acting on such a stale copy, in a way that produces exactly
   that kind of violation, and no other request wrote anything since that could have set it
   right. ``Report.unexplained`` is the rest: bugs until shown otherwise.
 - **Read-your-writes** holds in the model where the newest write of a key is the reading
@@ -275,6 +276,7 @@ PATCH_AFTER_DELETE = "patch-after-delete"
 PATCH_UNDOES_MOVE = "patch-undoes-move"
 REPLAY_AFTER_DELETE = "replay-after-delete"
 PATCH_RACING_DELETE = "patch-racing-delete"
+ERASE_AFTER_DELETE = "erase-after-delete"
 UNLISTED = frozenset({("MISSING", ""), ("STORED", "missing")})
 GHOSTS = frozenset({("COUNT", "ghost"), ("RANGE", "ghost"), ("STORED", "extra")})
 DOCUMENTED_LIMITS: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
@@ -297,6 +299,11 @@ DOCUMENTED_LIMITS: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
         "a PATCH read the record before a delete or erase (anywhere) took it, and wrote it back "
         "after: no index lists it where that delete's removal was journaled after the PATCH's "
         "own index ops, if any", UNLISTED),
+    ERASE_AFTER_DELETE: (
+        "a delete or erase read a cached copy of a message deleted elsewhere and deleted it "
+        "again: a create of that id racing it, its entries journaled before that removal and "
+        "its record written after that delete (a 429 from it, say), is listed nowhere the "
+        "removal reached", UNLISTED),
 }
 
 
@@ -1081,7 +1088,43 @@ class Sim:
                     met.setdefault(message_id, []).append(_Met(
                         name, produces or DOCUMENTED_LIMITS[name][1], key, got.at_ms, line.n,
                         lines, unlisted_in))
+        for found in self._stale_deletes(first, journaled, finishers):
+            met.setdefault(_id_of(found.key), []).append(found)
         return met
+
+    def _stale_deletes(self, first: dict[tuple[int, str], Read],
+                       journaled: dict[str, list[Write]], finishers: dict[int, set[int]]
+                       ) -> list[_Met]:
+        """ERASE_AFTER_DELETE: a delete or erase read a stale copy of a record deleted
+        elsewhere and deleted it again; an acknowledged create of that id wrote the record after
+        that delete, its entries journaled before that request's removal (where it is unlisted).
+        """
+        found: list[_Met] = []
+        creates = [line for line in self.log if not line.housekeeping and line.text.split()[0]
+                   in ("create", "batch") and 200 <= line.status < 300]
+        for (n, key), got in first.items():
+            line = self._line_of(f"#{n}")
+            if line is None or line.text.split()[0] not in ("delete", "erase") or got.seq is None:
+                continue
+            history = self.world.history(key)
+            missed = [w for w in history if got.seq < w.seq <= got.upto_seq]
+            mine = [w for w in history if _line_number(w.tag) == n and w.value is None]
+            if not missed or missed[-1].value is not None or not mine:
+                continue
+            lines = frozenset({n, *finishers.get(n, ())})
+            for create in creates:
+                message_id = _id_of(key)
+                if message_id not in create.result.split():  # new there, not a replay
+                    continue
+                puts = [w for w in history if _line_number(w.tag) == create.n
+                        and w.value is not None and w.seq > mine[0].seq]
+                ops = [w for w in journaled.get(key, ()) if _line_number(w.tag) == create.n]
+                unlisted_in = _undone_in(ops, journaled.get(key, ()), key, lines) \
+                    if puts and ops else frozenset()
+                if unlisted_in:
+                    found.append(_Met(ERASE_AFTER_DELETE, UNLISTED, key, got.at_ms, create.n,
+                                      lines | {create.n}, unlisted_in))
+        return found
 
     def _plan_finishers(self) -> dict[int, set[int]]:
         """Per request, the deletes and erases that read a plan it wrote (``idx:intent:``) and
