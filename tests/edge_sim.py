@@ -28,9 +28,11 @@ caches that keep misses, lagging listings, slow propagation, 429s and transient 
   authoritative state: entries with no record, twice, or away from their record).
 - **Documented limits** (:data:`DOCUMENTED_LIMITS`): a violation is put down to one (its
   ``limit``) only when every message it names had a PATCH or a create replay act on a stale
-  cached copy of its record (one that missed a delete or a move made elsewhere), in a way that
-  produces exactly that kind of violation, and no other request wrote anything since that could
-  have set it right. ``Report.unexplained`` is the rest: bugs until shown otherwise.
+  cached copy of its record (one that missed a delete or a move made elsewhere), or a PATCH
+  write its record back after a delete that came after its read, or a create's entries be
+  undone by a delete or erase acting on such a stale copy, in a way that produces exactly
+  that kind of violation, and no other request wrote anything since that could have set it
+  right. ``Report.unexplained`` is the rest: bugs until shown otherwise.
 - **Read-your-writes** holds in the model where the newest write of a key is the reading
   location's own and visible there (``own_write_delay_ms`` after it; it replaces the cache
   entry). A ``get`` in that case is logged ``(read-your-writes)`` and must return that write.
@@ -273,6 +275,8 @@ class Violation:
 PATCH_AFTER_DELETE = "patch-after-delete"
 PATCH_UNDOES_MOVE = "patch-undoes-move"
 REPLAY_AFTER_DELETE = "replay-after-delete"
+PATCH_RACING_DELETE = "patch-racing-delete"
+ERASE_AFTER_DELETE = "erase-after-delete"
 UNLISTED = frozenset({("MISSING", ""), ("STORED", "missing")})
 GHOSTS = frozenset({("COUNT", "ghost"), ("RANGE", "ghost"), ("STORED", "extra")})
 DOCUMENTED_LIMITS: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
@@ -290,6 +294,16 @@ DOCUMENTED_LIMITS: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
         "a create read a cached copy of a message deleted elsewhere, answered 200 'replay' and "
         "journaled its entries again: acknowledged with no record, counted, never listed",
         frozenset({("LOST", "")}) | GHOSTS),
+    # No stale read: the README's "a PATCH racing a delete can also do [this] on one KV".
+    PATCH_RACING_DELETE: (
+        "a PATCH read the record before a delete or erase (anywhere) took it, and wrote it back "
+        "after: no index lists it where that delete's removal was journaled after the PATCH's "
+        "own index ops, if any", UNLISTED),
+    ERASE_AFTER_DELETE: (
+        "a delete or erase read a cached copy of a message deleted elsewhere and deleted it "
+        "again: a create of that id racing it, its entries journaled before that removal and "
+        "its record written after that delete (a 429 from it, say), is listed nowhere the "
+        "removal reached", UNLISTED),
 }
 
 
@@ -999,7 +1013,8 @@ class Sim:
     def _limits_met(self) -> dict[str, list[_Met]]:
         """Per message id, the documented limits an acknowledged request ran into with it: the
         request's first read of the record was answered from a location's cache after another
-        write of it had been accepted (a delete, or a move), and it acted on that copy."""
+        write of it had been accepted (a delete, or a move), and it acted on that copy; or (a
+        PATCH) a delete was accepted between its read and its write of the record."""
         first: dict[tuple[int, str], Read] = {}
         for read in self.world.reads:
             if read.key.startswith("chat:") and read.tag == f"#{_line_number(read.tag)}":
@@ -1019,6 +1034,14 @@ class Sim:
                     continue
                 history = self.world.history(key)
                 missed = [w for w in history if got.seq < w.seq <= got.upto_seq]
+                raced = False
+                if not missed and verb == "patch":
+                    # Not a stale read: then what another request wrote between this read and
+                    # this request's own write of the record (a PATCH racing a delete).
+                    wrote = [w for w in history if _line_number(w.tag) == line.n]
+                    missed = [w for w in history if wrote and got.seq < w.seq < wrote[0].seq
+                              and _line_number(w.tag) != line.n]
+                    raced = bool(missed)
                 if not missed:
                     continue
                 seen = next(w for w in history if w.seq == got.seq)
@@ -1034,7 +1057,17 @@ class Sim:
                 if verb == "patch":
                     wrote = [w for w in history if _line_number(w.tag) == line.n]
                     mine = [w for w in journaled.get(key, ()) if _line_number(w.tag) == line.n]
-                    if newest.value is None and (wrote or mine):
+                    if raced:
+                        # Read before the delete, wrote the record back after it: unlisted where
+                        # the delete's removal was journaled after this request's own ops (all
+                        # of them, for a PATCH that journaled none).
+                        others = lines - {line.n}
+                        unlisted_in = (_undone_in(mine, journaled.get(key, ()), key, others)
+                                       if mine else
+                                       _removed_in(journaled.get(key, ()), key, others))
+                        if newest.value is None and unlisted_in:
+                            name = PATCH_RACING_DELETE
+                    elif newest.value is None and (wrote or mine):
                         name = PATCH_AFTER_DELETE
                         if not mine:  # wrote the record back, unindexed
                             produces = UNLISTED
@@ -1055,7 +1088,43 @@ class Sim:
                     met.setdefault(message_id, []).append(_Met(
                         name, produces or DOCUMENTED_LIMITS[name][1], key, got.at_ms, line.n,
                         lines, unlisted_in))
+        for found in self._stale_deletes(first, journaled, finishers):
+            met.setdefault(_id_of(found.key), []).append(found)
         return met
+
+    def _stale_deletes(self, first: dict[tuple[int, str], Read],
+                       journaled: dict[str, list[Write]], finishers: dict[int, set[int]]
+                       ) -> list[_Met]:
+        """ERASE_AFTER_DELETE: a delete or erase read a stale copy of a record deleted
+        elsewhere and deleted it again; an acknowledged create of that id wrote the record after
+        that delete, its entries journaled before that request's removal (where it is unlisted).
+        """
+        found: list[_Met] = []
+        creates = [line for line in self.log if not line.housekeeping and line.text.split()[0]
+                   in ("create", "batch") and 200 <= line.status < 300]
+        for (n, key), got in first.items():
+            line = self._line_of(f"#{n}")
+            if line is None or line.text.split()[0] not in ("delete", "erase") or got.seq is None:
+                continue
+            history = self.world.history(key)
+            missed = [w for w in history if got.seq < w.seq <= got.upto_seq]
+            mine = [w for w in history if _line_number(w.tag) == n and w.value is None]
+            if not missed or missed[-1].value is not None or not mine:
+                continue
+            lines = frozenset({n, *finishers.get(n, ())})
+            for create in creates:
+                message_id = _id_of(key)
+                if message_id not in create.result.split():  # new there, not a replay
+                    continue
+                puts = [w for w in history if _line_number(w.tag) == create.n
+                        and w.value is not None and w.seq > mine[0].seq]
+                ops = [w for w in journaled.get(key, ()) if _line_number(w.tag) == create.n]
+                unlisted_in = _undone_in(ops, journaled.get(key, ()), key, lines) \
+                    if puts and ops else frozenset()
+                if unlisted_in:
+                    found.append(_Met(ERASE_AFTER_DELETE, UNLISTED, key, got.at_ms, create.n,
+                                      lines | {create.n}, unlisted_in))
+        return found
 
     def _plan_finishers(self) -> dict[int, set[int]]:
         """Per request, the deletes and erases that read a plan it wrote (``idx:intent:``) and
@@ -1088,10 +1157,13 @@ class Sim:
         ghostly = role in ("ghost", "extra") or violation.kind == "LOST"
         history = self.world.history(met.key)
         for before, write in zip([None, *history], history, strict=False):
-            # Another request made the record exist, or stop existing, after the stale read.
+            # Another request made the record exist, or stop existing, after the stale read;
+            # unless it did so blind to the record ``met`` wrote back (its own read of it a
+            # cached miss): it cannot have known the entries that record's request journaled.
             present = before is not None and before.value is not None
             if (ghostly and write.at_ms >= met.since_ms and _line_number(write.tag) != met.request
-                    and present != (write.value is not None)):
+                    and present != (write.value is not None)
+                    and not self._blind_to(met, write)):
                 return True
         # Journal ops of the requests whose writes the stale read missed finish those writes.
         for scope in violation.scopes:
@@ -1100,6 +1172,21 @@ class Sim:
                        and _ops_about(w, met.key) for w in self.world.history(key)):
                     return True
         return False
+
+    def _blind_to(self, met: _Met, write: Write) -> bool:
+        """Whether the request that made ``write`` last read ``met``'s record, before making
+        it, without seeing the record ``met``'s request had written by then (a cached copy or
+        a cached miss)."""
+        line = _line_number(write.tag)
+        reads = [r for r in self.world.reads if r.key == met.key
+                 and _line_number(r.tag) == line and r.upto_seq < write.seq]
+        if not reads:
+            return False
+        last = reads[-1]
+        newest = next((w for w in reversed(self.world.history(met.key))
+                       if w.seq <= last.upto_seq), None)
+        return (newest is not None and newest.value is not None
+                and _line_number(newest.tag) == met.request and last.seq != newest.seq)
 
     def report(self) -> Report:
         return Report(self.settings, list(self.violations), list(self.notes), list(self.log),
@@ -1137,6 +1224,13 @@ def _undone_in(mine: list[Write], journaled: Sequence[Write], member: str,
                and any(op[0] == "r" for op in _ops_about(w, member)) for w in journaled):
             undone.add(index)
     return frozenset(undone)
+
+
+def _removed_in(journaled: Sequence[Write], member: str, lines: frozenset[int]
+                ) -> frozenset[str]:
+    """The indexes where one of ``lines`` journaled a removal of ``member``."""
+    return frozenset(_index_of(w.key) for w in journaled if _line_number(w.tag) in lines
+                     and any(op[0] == "r" for op in _ops_about(w, member)))
 
 
 def _timestamp(write: Write) -> int | None:
