@@ -230,7 +230,8 @@ class ChatStore:
             members = set(json.loads(plan.value).get("members", []))
             for message_id in ids:
                 if by_id[message_id] is None and message_key(message_id) in members:
-                    await self._settle_delete(message_id, intent, plan.value, now)
+                    await self._settle_delete(message_id, intent, plan.value, now,
+                                              finish=intent not in erases)
                     break
         existing = [None if d.id is None else by_id[d.id] for d in drafts]
         messages: list[Message] = []
@@ -279,17 +280,23 @@ class ChatStore:
             raise
         return messages, created
 
-    async def _settle_delete(self, message_id: str, intent: str, raw_plan: str, now: int) -> None:
-        """Before re-creating ``message_id``: finish the delete (or erase) whose plan at
-        ``intent`` names it if that request is surely dead, else ask the client to come back
-        once it is done."""
+    async def _settle_delete(
+        self, message_id: str, intent: str, raw_plan: str, now: int, *, finish: bool
+    ) -> None:
+        """Before re-creating ``message_id``: ask the client to come back once the delete (or
+        erase) whose plan at ``intent`` names it is done; if that request is surely dead,
+        finish a delete's plan. A dead erase's plan is left to the next erase of its scope:
+        it names many records, some maybe re-created since, and a plan read from a stale cache
+        (deleted when done, still cached elsewhere) must not delete them again. An erase that
+        finishes it after this create is simply ordered after it."""
         started = json.loads(raw_plan).get("at")
         if is_int(started) and now - started < MAX_DELETE_MS:
             raise StorageUnavailable(
                 detail=f"a delete of message {message_id!r} is still under way; retry shortly",
                 retry_after=1,
             )
-        await self._finish_intent(intent)
+        if finish:
+            await self._finish_intent(intent)
 
     async def _withdraw(self, messages: list[Message]) -> None:
         """Best effort, after a failed create: delete each record that may have been written,
