@@ -21,8 +21,8 @@ What it does, in order (every Worker is a ``wrangler dev`` started by tests/work
    ``JOURNAL_SETTLE_MS`` is ``--seed-settle-ms``, by default the measuring value.
 3. **Settle.** A client reads every seeded user every 5 s or more, as an application would, so
    that the store folds the last batches and collects its journal by its own rules (rule 3 of
-   src/sorted_index.py: an entry goes only once folded and ``2S + M`` plus a full-pass interval
-   old, 255 s with S = 120 s, at most 256 a pass), until every user's journal is empty or
+   src/index/sorted_index.py: an entry goes only once folded and ``2S + M`` plus a full-pass
+   interval old, 255 s with S = 120 s, at most 256 a pass), until every user's journal is empty or
    ``--settle-timeout``. What is left then is measured as it is, and reported. Every count is
    checked.
 4. **Measure.** chat-store restarts with ``JOURNAL_SETTLE_MS=--settle-ms`` (default: the
@@ -197,7 +197,7 @@ def store_timing(src: Path, settle_ms: int | None) -> tuple[int, int]:
     sys.path.insert(0, str(src))
     try:
         config = importlib.import_module("config")
-        sorted_index = importlib.import_module("sorted_index")
+        sorted_index = importlib.import_module("index.sorted_index")
         settle = settle_ms if settle_ms is not None else int(config.Config.journal_settle_ms)
         store = sorted_index.IndexStore(None, lambda: 0, settle)
         return settle, int(store.collection_delay_ms)
@@ -277,7 +277,7 @@ def message(user: str, i: int, *, with_id: bool, conversation: str | None = None
 
 
 def journal_prefix(index: str) -> str:
-    """Where the store journals ``index`` (``idx:log:{index}:``, src/sorted_index.py)."""
+    """Where the store journals ``index`` (``idx:log:{index}:``, src/index/sorted_index.py)."""
     return f"idx:log:{index}:"
 
 
@@ -383,7 +383,7 @@ def settle(worker: LocalWorker, users: list[str], timeout_s: float) -> dict[str,
     """Read like an application until the store has collected the import's journal; returns
     the entries left per user.
 
-    Collection is the store's own (rule 3 of src/sorted_index.py): a read whose index has
+    Collection is the store's own (rule 3 of src/index/sorted_index.py): a read whose index has
     journal entries old enough defers a compaction that deletes up to 256 of them, at most one
     such full pass per 5 s per index. So every user is read every 5 s or more, until every
     journal is empty or ``timeout_s``; whatever is left then stays and is measured.

@@ -6,7 +6,7 @@ Layout (fixed; other systems read it):
   "s": timestamp, "p": [previous timestamps]}`` lets a repair rebuild indexes from a key
   listing, and lets ops find entries left at older positions.
 - ``user:chat:{user_id}`` and ``conversation:chat:{conversation_id}``: sorted-set indexes of
-  ``{"score": timestamp, "member": "chat:{id}"}`` (see ``sorted_index.py``).
+  ``{"score": timestamp, "member": "chat:{id}"}`` (see ``index/sorted_index.py``).
 
 Write order keeps every crash point harmless: a crash can only leave *extra or stale* index
 entries, never a live message that its indexes (and so listings, counts after repair, and erase)
@@ -34,15 +34,15 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from compaction_pacer import CompactionPacer
 from config import Config
 from cursor import CursorCodec, CursorScope
 from errors import Conflict, NotFound, StorageUnavailable
 from ids import new_ulid
+from index.pacer import CompactionPacer
+from index.sorted_index import IndexObjects, IndexStore, IndexView, Layout, Op
+from index.sortedset import Entry
 from jsonutil import dumps, is_int
-from kv import KVStore, ValueWithMetadata, get_many_with_metadata
-from sorted_index import IndexObjects, IndexStore, IndexView, Layout, Op
-from sortedset import Entry
+from storage.kv import KVStore, ValueWithMetadata, get_many_with_metadata
 from validation import MessageDraft, MessagePatch, RangeQuery
 
 MESSAGE_PREFIX = "chat:"

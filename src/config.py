@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sorted_index import Layout
+from index.sorted_index import Layout
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -108,8 +108,8 @@ class Config:
     def checked(self) -> Config:
         """Refuse settings that would silently weaken or break the service."""
         # Imported here: these modules are validated by config, not needed to define it.
-        from cors import CorsPolicy
-        from jwt_auth import JWTSettings
+        from auth.hs256 import JWTSettings
+        from web.cors import CorsPolicy
 
         if not self.index_head_keep < self.index_head_max:
             raise ConfigError("INDEX_HEAD_KEEP must be smaller than INDEX_HEAD_MAX")

@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass
 
 from errors import ValidationError
+from index.sortedset import Entry
 from jsonutil import dumps
-from sortedset import Entry
 
 _MAC_BYTES = 16
 

@@ -20,18 +20,18 @@ from urllib.parse import urlsplit
 from js import JSON, Headers, Object, Promise, Response, crypto, fetch
 from pyodide.ffi import JsException, create_proxy, to_js
 
-from access_jwt import AccessVerifier, access_certs_url
-from api import App, problem_response
-from compaction_pacer import CompactionPacer
+from auth.access import AccessVerifier, access_certs_url
 from config import Config, ConfigError
 from errors import InternalError, KVRateLimited, KVTransientError
+from index.object_cache import ObjectCache
+from index.pacer import CompactionPacer
+from index.sorted_index import IndexObjects
 from jsonutil import dumps
-from kv import MAX_LIST_LIMIT, ListedKey, ListPage, Metadata, ValueWithMetadata
-from object_cache import ObjectCache
-from resilient_kv import RetryingKV
-from routing import Request
-from routing import Response as PyResponse
-from sorted_index import IndexObjects
+from storage.kv import MAX_LIST_LIMIT, ListedKey, ListPage, Metadata, ValueWithMetadata
+from storage.retrying import RetryingKV
+from web.app import App, problem_response
+from web.routing import Request
+from web.routing import Response as PyResponse
 
 log = logging.getLogger("chat_store")
 

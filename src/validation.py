@@ -15,8 +15,8 @@ from typing import Any, Literal
 from config import Config
 from errors import PayloadTooLarge, ValidationError
 from ids import is_valid_id
+from index.sortedset import MAX_SCORE, MIN_SCORE
 from jsonutil import dumps, has_lone_surrogate, is_int
-from sortedset import MAX_SCORE, MIN_SCORE
 
 MAX_BATCH = 100
 MAX_LIMIT = 100

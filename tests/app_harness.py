@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from api import App
-from compaction_pacer import CompactionPacer
 from config import Config
+from index.object_cache import ObjectCache
+from index.pacer import CompactionPacer
+from index.sorted_index import IndexObjects
 from memory_kv import MemoryKV
-from object_cache import ObjectCache
-from routing import Request
-from sorted_index import IndexObjects
+from web.app import App
+from web.routing import Request
 
 TOKEN = "t"
 START_MS = 1_700_000_000_000

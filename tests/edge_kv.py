@@ -45,13 +45,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from errors import KVRateLimited, KVTransientError
-from kv import (
-    MAX_LIST_LIMIT,
-    ListedKey,
-    ListPage,
-    Metadata,
-    ValueWithMetadata,
-)
 from memory_kv import (
     KVLimitError,
     _decode_cursor,
@@ -59,6 +52,13 @@ from memory_kv import (
     _load_metadata,
     _utf8,
     checked_put,
+)
+from storage.kv import (
+    MAX_LIST_LIMIT,
+    ListedKey,
+    ListPage,
+    Metadata,
+    ValueWithMetadata,
 )
 
 RATE_LIMIT_WINDOW_MS = 1_000

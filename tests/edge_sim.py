@@ -59,16 +59,16 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from unittest import mock
 
 from chat_store import ChatStore, Message, Scope
-from compaction_pacer import CompactionPacer
 from config import Config
 from edge_kv import REQUEST_TAG, EdgeWorld, Read, Write
 from errors import ChatStoreError, StorageUnavailable, problem_for
 from fault_harness import settle_background
+from index.object_cache import ObjectCache
+from index.pacer import CompactionPacer
+from index.sorted_index import JOURNAL_PREFIX, MAX_COMPACTION_MS, IndexObjects, IndexStore, Layout
+from index.sortedset import MAX_SCORE, MIN_SCORE
 from memory_kv import MemoryKV
-from object_cache import ObjectCache
-from resilient_kv import RetryingKV, RetryPolicy
-from sorted_index import JOURNAL_PREFIX, MAX_COMPACTION_MS, IndexObjects, IndexStore, Layout
-from sortedset import MAX_SCORE, MIN_SCORE
+from storage.retrying import RetryingKV, RetryPolicy
 from validation import RangeQuery, Validator
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from errors import KVRateLimited, KVTransientError
-from kv import MAX_LIST_LIMIT, KVStore, ListPage, Metadata, ValueWithMetadata
+from storage.kv import MAX_LIST_LIMIT, KVStore, ListPage, Metadata, ValueWithMetadata
 
 T = TypeVar("T")
 Method = Literal["get", "get_with_metadata", "put", "delete", "list"]

@@ -16,7 +16,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kv import (
+from storage.kv import (
     MAX_KEY_BYTES,
     MAX_LIST_LIMIT,
     MAX_METADATA_BYTES,

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from access_jwt import (
+from auth.access import (
     REFETCH_MIN_INTERVAL_SECONDS,
     AccessClaims,
     AccessVerifier,
@@ -31,7 +31,7 @@ from access_jwt import (
     rsa_public_numbers,
     rsassa_pkcs1_v15_sha256_verify,
 )
-from jwt_auth import InvalidToken
+from auth.hs256 import InvalidToken
 
 ISSUER = "https://team.cloudflareaccess.com"
 AUD = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2"

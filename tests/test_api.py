@@ -27,9 +27,9 @@ from app_harness import (
     record_metadata,
 )
 from config import KIB, MIB, Config
-from kv import ValueWithMetadata
+from index.sortedset import MAX_SCORE
 from memory_kv import MemoryKV
-from sortedset import MAX_SCORE
+from storage.kv import ValueWithMetadata
 
 PROBLEM_JSON = "application/problem+json"
 JSON_TYPE = "application/json"
@@ -1461,7 +1461,7 @@ def test_model_holds_when_indexes_spill_into_segments(
 def test_every_route_names_an_app_handler() -> None:
     """Routes name handlers by string (the table is compiled once per isolate): a typo would
     only show up as a 500 on that route, so check them all here."""
-    from api import ROUTES, App
+    from web.app import ROUTES, App
 
     for route in ROUTES.routes:
         for method, name in route.methods.items():

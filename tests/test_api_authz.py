@@ -28,12 +28,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from access_jwt import AccessVerifier, PurePythonRsaVerifier, access_certs_url
-from api import App
 from app_harness import TOKEN, AppHarness, Reply, ids, message_body
+from auth.access import AccessVerifier, PurePythonRsaVerifier, access_certs_url
+from auth.hs256 import sign_hs256
 from config import Config
-from cors import ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS
-from jwt_auth import sign_hs256
+from web.app import App
+from web.cors import ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS
 
 JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"  # >= 32 bytes, as HS256 requires
 ALICE, BOB = "alice", "bob"

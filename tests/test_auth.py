@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-import auth
-from access_jwt import AccessVerifier, PurePythonRsaVerifier, access_certs_url
-from auth import UNAUTHORIZED_DETAIL, Authenticator, Principal
+from auth import principal as auth
+from auth.access import AccessVerifier, PurePythonRsaVerifier, access_certs_url
+from auth.hs256 import JWTSettings, sign_hs256
+from auth.principal import UNAUTHORIZED_DETAIL, Authenticator, Principal
 from errors import Unauthorized
-from jwt_auth import JWTSettings, sign_hs256
 
 NOW = 1_700_000_000
 API_TOKEN = "service-token-0123456789abcdef"
@@ -292,7 +292,7 @@ def test_service_token_comparison_is_constant_time_and_length_blind(
         calls.append((a, b))
         return real(a, b)
 
-    # Replace auth's own reference only: jwt_auth's HS256 MAC check also uses compare_digest.
+    # Replace auth's own reference only: auth.hs256's MAC check also uses compare_digest.
     monkeypatch.setattr(auth, "hmac", SimpleNamespace(compare_digest=spy))
     for candidate in ("x", API_TOKEN[:-1], API_TOKEN, API_TOKEN * 10, user_token()):
         with contextlib.suppress(Unauthorized):

@@ -16,12 +16,12 @@ from app_harness import (
     record_metadata,
 )
 from chat_store import MAX_ERASE_PER_REQUEST, ChatStore, Scope
-from compaction_pacer import CompactionPacer
 from config import Config, ConfigError
 from errors import Conflict, NotFound, StorageUnavailable
+from index.pacer import CompactionPacer
+from index.sorted_index import MIN_SETTLE_MS
+from index.sortedset import MAX_SCORE, MIN_SCORE
 from memory_kv import MemoryKV
-from sorted_index import MIN_SETTLE_MS
-from sortedset import MAX_SCORE, MIN_SCORE
 from validation import MessageDraft, MessagePatch, RangeQuery
 
 T = TypeVar("T")

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from compaction_pacer import MAX_TRACKED, CompactionPacer
+from index.pacer import MAX_TRACKED, CompactionPacer
 
 T0 = 1_700_000_000_000
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cors import CorsPolicy
-from routing import Request, Response
+from web.cors import CorsPolicy
+from web.routing import Request, Response
 
 APP = "https://app.example.com"
 POLICY = CorsPolicy.from_setting(f"{APP}, http://localhost:8787")

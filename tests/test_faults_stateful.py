@@ -56,7 +56,7 @@ from fault_harness import (
     stored_index,
 )
 from faulty_kv import FaultyKV
-from resilient_kv import RetryingKV, RetryPolicy
+from storage.retrying import RetryingKV, RetryPolicy
 
 T = TypeVar("T")
 CONFIG = TINY_CONFIG

@@ -12,9 +12,9 @@ import pytest
 from app_harness import FakeClock
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
 from faulty_kv import FaultyKV
-from kv import KVStore, ValueWithMetadata
 from memory_kv import MemoryKV
-from resilient_kv import RetryingKV, RetryPolicy
+from storage.kv import KVStore, ValueWithMetadata
+from storage.retrying import RetryingKV, RetryPolicy
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jwt_auth import InvalidToken, JWTSettings, UserClaims, sign_hs256, verify_hs256
+from auth.hs256 import InvalidToken, JWTSettings, UserClaims, sign_hs256, verify_hs256
 
 SECRET = b"k" * 32
 OTHER_SECRET = b"x" * 32

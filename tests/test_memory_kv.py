@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kv import (
+from memory_kv import KVLimitError, MemoryKV
+from storage.kv import (
     MAX_KEY_BYTES,
     MAX_LIST_LIMIT,
     MAX_METADATA_BYTES,
@@ -22,7 +23,6 @@ from kv import (
     ListPage,
     ValueWithMetadata,
 )
-from memory_kv import KVLimitError, MemoryKV
 
 T = TypeVar("T")
 

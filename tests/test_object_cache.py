@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from object_cache import ObjectCache
+from index.object_cache import ObjectCache
 
 
 def test_least_recently_used_items_go_first_when_over_weight() -> None:

@@ -15,7 +15,8 @@ from app_harness import TOKEN, Reply, message_body
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
 from fault_harness import FaultHarness
 from faulty_kv import FaultyKV
-from kv import (
+from memory_kv import KVLimitError, MemoryKV
+from storage.kv import (
     MAX_LIST_LIMIT,
     BatchReads,
     KVStore,
@@ -24,8 +25,7 @@ from kv import (
     ValueWithMetadata,
     get_many_with_metadata,
 )
-from memory_kv import KVLimitError, MemoryKV
-from resilient_kv import RetryingKV, RetryPolicy
+from storage.retrying import RetryingKV, RetryPolicy
 
 T = TypeVar("T")
 

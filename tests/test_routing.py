@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing import MatchKind, Request, Response, Router
+from web.routing import MatchKind, Request, Response, Router
 
 
 def make_router() -> Router[str]:

@@ -27,10 +27,8 @@ import pytest
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
-from kv import ListPage, Metadata, ValueWithMetadata
-from memory_kv import MemoryKV
-from object_cache import ObjectCache
-from sorted_index import (
+from index.object_cache import ObjectCache
+from index.sorted_index import (
     FIRST_PAGE,
     JOURNAL_PREFIX,
     MAX_COMPACTION_MS,
@@ -42,7 +40,9 @@ from sorted_index import (
     Op,
     journal_prefix,
 )
-from sortedset import Entry
+from index.sortedset import Entry
+from memory_kv import MemoryKV
+from storage.kv import ListPage, Metadata, ValueWithMetadata
 
 T = TypeVar("T")
 

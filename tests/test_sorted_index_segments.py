@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_kv import MemoryKV
-from object_cache import ObjectCache
-from sorted_index import (
+from index.object_cache import ObjectCache
+from index.sorted_index import (
     JOURNAL_PREFIX,
     MANIFEST_PREFIX,
     MAX_COMPACTION_MS,
@@ -26,7 +25,8 @@ from sorted_index import (
     Layout,
     Op,
 )
-from sortedset import Entry
+from index.sortedset import Entry
+from memory_kv import MemoryKV
 
 INDEX = "user:chat:u1"
 SETTLE_MS = 1_000

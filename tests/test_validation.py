@@ -9,8 +9,8 @@ import pytest
 
 from config import KIB, Config
 from errors import ChatStoreError, PayloadTooLarge, ValidationError
+from index.sortedset import MAX_SCORE, MIN_SCORE
 from jsonutil import dumps
-from sortedset import MAX_SCORE, MIN_SCORE
 from validation import (
     DEFAULT_LIMIT,
     MAX_BATCH,

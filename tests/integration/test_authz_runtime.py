@@ -34,7 +34,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from jwt_auth import sign_hs256
+from auth.hs256 import sign_hs256
 from worker_harness import LocalWorker
 
 AUTHZ_CONFIG = Path(__file__).resolve().parent / "wrangler.authz.toml"

@@ -4,7 +4,7 @@ The session worker ("a") and a module-scoped sibling ("b") share one ``--persist
 (each with its own inspector port), so they are two independent isolates -- own memory, own
 clock readings, own per-isolate counters -- over one simulated KV namespace, the shape of
 production, where one user's requests land on many isolates. Every write journals under its
-own key before it is acknowledged (see ``sorted_index.py``), so:
+own key before it is acknowledged (see ``index/sorted_index.py``), so:
 
 * right after the last acknowledgement, with no sleep, a listing through *either* worker shows
   exactly the acknowledged, not-deleted messages in ``(timestamp, member)`` order, and both
@@ -66,7 +66,7 @@ CONVERGE_S = 20.0
 # errors are swallowed after logging, so only the log shows them.
 LOG_FAILURES = ("deferred work failed", "unhandled error", "Traceback")
 # The local KV simulator is one SQLite file; two workerd processes writing it at once get
-# SQLITE_BUSY, which KV reports as a 500, the Worker retries (resilient_kv.py) and, when that
+# SQLITE_BUSY, which KV reports as a 500, the Worker retries (storage/retrying.py) and, when that
 # runs out, answers 503 storage_unavailable with Retry-After -- what production KV trouble
 # looks like too. Clients here retry those like any well-behaved client would.
 SIMULATOR_BUSY = "SQLITE_BUSY"
@@ -495,7 +495,7 @@ def out_of_kv_retries(block: str) -> bool:
     frames = [line for line in block.splitlines() if line.strip().startswith('File "')]
     innermost = frames[-1] if frames else ""
     return "StorageUnavailable" in block or (
-        "resilient_kv.py" in innermost and "in _retry" in innermost)
+        "retrying.py" in innermost and "in _retry" in innermost)
 
 
 RELOADED = "restarted mid-request"  # what wrangler dev answers when it reloads the Worker

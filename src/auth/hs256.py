@@ -73,7 +73,7 @@ class UserClaims:
     exp: int
 
 
-# -- strict JOSE decoding, shared with access_jwt.py -----------------------------------------
+# -- strict JOSE decoding, shared with auth/access.py -----------------------------------------
 
 
 def b64url_decode(segment: str, what: str = "segment") -> bytes:

@@ -13,7 +13,7 @@ the tests and in Pyodide in the Worker:
   WebCrypto (``crypto.subtle``); :class:`PurePythonRsaVerifier` is the reference implementation
   used by the tests and as a fallback.
 
-Why each check (RFC 8725, the JWT BCP, as in ``jwt_auth.py``):
+Why each check (RFC 8725, the JWT BCP, as in ``auth/hs256.py``):
 
 * Size cap and strict, canonical base64url/JSON before anything else, and before any network
   access, so a malformed token costs no fetch and one token has exactly one spelling.
@@ -32,7 +32,7 @@ Why each check (RFC 8725, the JWT BCP, as in ``jwt_auth.py``):
   domain exactly and ``aud`` must contain the application's AUD tag (an Access token for
   another application of the same team is signed by the same keys and must not be accepted).
 * Every failure, including a fetch error or an exception from the injected verifier, raises
-  :class:`jwt_auth.InvalidToken`; the message is for logs, never for the client.
+  :class:`auth.hs256.InvalidToken`; the message is for logs, never for the client.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jwt_auth import (
+from auth.hs256 import (
     MAX_LEEWAY_SECONDS,
     InvalidToken,
     b64url_decode,

@@ -31,7 +31,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from routing import Request, Response
+from web.routing import Request, Response
 
 __all__ = ["ALLOWED_METHODS", "ALLOWED_REQUEST_HEADERS", "EXPOSED_HEADERS", "CorsPolicy"]
 

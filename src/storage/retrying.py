@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from errors import KVRateLimited, StorageUnavailable
-from kv import (
+from storage.kv import (
     MAX_LIST_LIMIT,
     KVStore,
     ListPage,

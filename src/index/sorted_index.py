@@ -75,7 +75,7 @@ segments its range overlaps; a pass rewrites the root and at most the few segmen
 touch. When the head outgrows ``head_max`` it spills into the newest segment (split in two once
 that passes ``segment_max``), so segments stay between half and all of ``segment_max`` and the
 manifest stays short. Passes run after writes and reads (deferred past the response, and paced
-by ``compaction_pacer``); a failed or rate-limited root write is harmless because the journal
+by ``index.pacer``); a failed or rate-limited root write is harmless because the journal
 still holds everything. Segments and manifests being immutable, an isolate may keep parsed
 copies (``object_cache``).
 """
@@ -92,10 +92,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from errors import StorageUnavailable
+from index.object_cache import ObjectCache
+from index.sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 from jsonutil import dumps, is_int
-from kv import MAX_LIST_LIMIT, MAX_METADATA_BYTES, KVStore
-from object_cache import ObjectCache
-from sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
+from storage.kv import MAX_LIST_LIMIT, MAX_METADATA_BYTES, KVStore
 
 JOURNAL_PREFIX = "idx:log:"
 SEGMENT_PREFIX = "idx:seg:"

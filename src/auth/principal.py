@@ -5,7 +5,7 @@ Three kinds of credential, tried in a fixed order:
 1. ``Authorization: Bearer <API_TOKEN>``: the service token, full access (operators, backends).
 2. ``Authorization: Bearer <HS256 JWT>`` signed with ``JWT_SECRET`` (when configured): a user,
    whose ``sub`` is the user id and whose ``conversations`` claim lists the conversations it
-   may reach (see ``jwt_auth.py``).
+   may reach (see ``auth/hs256.py``).
 3. ``Cf-Access-Jwt-Assertion: <RS256 JWT>`` from Cloudflare Access (when configured), used
    only when there is no ``Authorization`` header: a user whose id is the token's ``sub``.
 
@@ -26,7 +26,7 @@ Why these rules:
   client cannot probe which check failed. The reason is logged at DEBUG level only, and never
   includes the credential itself.
 
-The "no credential configured and auth not disabled -> 503" rule lives in ``api.py``.
+The "no credential configured and auth not disabled -> 503" rule lives in ``web/app.py``.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from access_jwt import AccessVerifier
+from auth.access import AccessVerifier
+from auth.hs256 import InvalidToken, JWTSettings, verify_hs256
 from errors import Unauthorized
 from ids import is_valid_id
-from jwt_auth import InvalidToken, JWTSettings, verify_hs256
 
 __all__ = ["UNAUTHORIZED_DETAIL", "Authenticator", "Principal"]
 

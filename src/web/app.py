@@ -13,12 +13,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from access_jwt import AccessVerifier
-from auth import Authenticator, Principal
+from auth.access import AccessVerifier
+from auth.hs256 import JWTSettings
+from auth.principal import Authenticator, Principal
 from chat_store import ChatStore, Defer, Scope
-from compaction_pacer import CompactionPacer
 from config import Config
-from cors import CorsPolicy
 from errors import (
     AuthNotConfigured,
     ChatStoreError,
@@ -34,15 +33,16 @@ from errors import (
     ValidationError,
     problem_for,
 )
+from generated.openapi_spec import OPENAPI
 from ids import is_valid_id
+from index.pacer import CompactionPacer
+from index.sorted_index import IndexObjects
 from jsonutil import dumps, loads_strict
-from jwt_auth import JWTSettings
-from kv import KVStore
-from openapi_spec import OPENAPI
-from ratelimit import RateLimiter
-from routing import MatchKind, Request, Response, Router
-from sorted_index import IndexObjects
+from storage.kv import KVStore
 from validation import MessageDraft, Validator, count_query, range_query
+from web.cors import CorsPolicy
+from web.ratelimit import RateLimiter
+from web.routing import MatchKind, Request, Response, Router
 
 log = logging.getLogger("chat_store")
 
