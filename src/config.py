@@ -1,14 +1,15 @@
 """Configuration, read once at the edge into a frozen dataclass (Starlette ``config.py`` style).
 
-``entry.py`` turns the Worker's ``env`` into a plain mapping of strings and calls
-:func:`Config.from_env`; nothing else reads the environment. A malformed value fails loudly at
+``entry.py`` hands the Worker's ``env`` (anything with ``get(name)``, a dict in tests) to
+:func:`Config.from_env`, which names every variable it reads; nothing else reads the
+environment. A malformed value fails loudly at
 start-up rather than being guessed at per request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from index.sorted_index import Layout
 
@@ -20,7 +21,13 @@ class ConfigError(ValueError):
     pass
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+class Vars(Protocol):
+    """The Worker's variables and secrets by name (a ``dict`` will do)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+def _int(env: Vars, name: str, default: int, *, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -33,7 +40,7 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
-def _bool(env: Mapping[str, str], name: str) -> bool:
+def _bool(env: Vars, name: str) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if raw in ("", "false", "0", "no"):
         return False
@@ -42,7 +49,7 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _optional(env: Mapping[str, str], name: str) -> str | None:
+def _optional(env: Vars, name: str) -> str | None:
     value = env.get(name)
     return value if value else None
 
@@ -80,7 +87,7 @@ class Config:
     rate_limit_retry_after: int = 60
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Config:
+    def from_env(cls, env: Vars) -> Config:
         return cls(
             api_token=_optional(env, "API_TOKEN"),
             auth_disabled=_bool(env, "AUTH_DISABLED"),

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,30 +24,26 @@ from pyodide.ffi import JsException, create_proxy, to_js
 from auth.access import AccessVerifier, access_certs_url
 from config import Config, ConfigError
 from errors import InternalError, KVRateLimited, KVTransientError
-from index.object_cache import ObjectCache
-from index.pacer import CompactionPacer
-from index.sorted_index import IndexObjects
 from jsonutil import dumps
 from storage.kv import MAX_LIST_LIMIT, ListedKey, ListPage, Metadata, ValueWithMetadata
 from storage.retrying import RetryingKV
-from web.app import App, problem_response
+from web.app import Service, problem_response
 from web.routing import Request
 from web.routing import Response as PyResponse
 
 log = logging.getLogger("chat_store")
 
-CONFIG_VARS = (
-    "API_TOKEN", "AUTH_DISABLED", "CURSOR_SECRET", "MAX_CONTENT_BYTES", "MAX_METADATA_BYTES",
-    "MAX_SENDER_BYTES", "MAX_BODY_BYTES", "JOURNAL_SETTLE_MS", "INDEX_HEAD_MAX",
-    "INDEX_HEAD_KEEP", "INDEX_SEGMENT_MAX", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE",
-    "ACCESS_TEAM_DOMAIN", "ACCESS_AUD", "ACCESS_JWKS", "CORS_ORIGINS", "RATE_LIMIT_RETRY_AFTER",
-)
-_config: Config | None = None
-# Per isolate, so the JWKS cache outlives a request (None: Access is not configured).
-_access: AccessVerifier | None = None
-# Per isolate: parsed index segments and manifests, which are immutable.
-_index_objects: IndexObjects = ObjectCache()
-_pacer = CompactionPacer()
+
+@dataclass(frozen=True)
+class _Isolate:
+    """What outlives a request: the service (config, routes, caches, pacer, the Access key
+    cache) and the KV binding behind the storage protocol."""
+
+    service: Service
+    kv: RetryingKV
+
+
+_isolate: _Isolate | None = None
 MAX_JWKS_BYTES = 64 * 1024
 
 
@@ -184,25 +181,38 @@ class BindingRateLimiter:
         return bool(outcome.success)
 
 
+class _Vars:
+    """The Worker's ``env`` as :class:`config.Vars`: a variable or secret by name."""
+
+    def __init__(self, env: Any) -> None:
+        self._env = env
+
+    def get(self, name: str, /) -> str | None:
+        return str(getattr(self._env, name)) if hasattr(self._env, name) else None
+
+
 def _access_verifier(config: Config) -> AccessVerifier | None:
-    global _access
-    if _access is None and config.access_team_domain and config.access_aud:
-        fetcher: FetchJwks | StaticJwks = (
-            StaticJwks(config.access_jwks) if config.access_jwks else FetchJwks()
-        )
-        _access = AccessVerifier(
-            access_certs_url(config.access_team_domain), config.access_aud,
-            config.access_team_domain, fetcher, WebCryptoRsaVerifier(), time.time,
-        )
-    return _access
+    if not (config.access_team_domain and config.access_aud):
+        return None
+    fetcher: FetchJwks | StaticJwks = (
+        StaticJwks(config.access_jwks) if config.access_jwks else FetchJwks()
+    )
+    return AccessVerifier(
+        access_certs_url(config.access_team_domain), config.access_aud,
+        config.access_team_domain, fetcher, WebCryptoRsaVerifier(), time.time,
+    )
 
 
-def _read_config(env: Any) -> Config:
-    global _config
-    if _config is None:
-        values = {name: str(getattr(env, name)) for name in CONFIG_VARS if hasattr(env, name)}
-        _config = Config.from_env(values)
-    return _config
+def _isolate_for(env: Any) -> _Isolate:
+    """Built on the first request (``env`` is only known then) and kept; a bad configuration
+    raises ``ConfigError`` or ``ValueError`` every time instead."""
+    global _isolate
+    if _isolate is None:
+        config = Config.from_env(_Vars(env))
+        limiter = BindingRateLimiter(env.RATE_LIMITER) if hasattr(env, "RATE_LIMITER") else None
+        service = Service(config, access=_access_verifier(config), rate_limiter=limiter)
+        _isolate = _Isolate(service, RetryingKV(WorkersKV(env.CHAT_KV), sleep=asyncio.sleep))
+    return _isolate
 
 
 def _to_js_response(response: PyResponse) -> Any:
@@ -224,15 +234,23 @@ async def _guarded(work: Awaitable[object]) -> None:
         log.exception("deferred work failed")
 
 
+def _clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
 async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
     url = urlsplit(str(request.url))
     try:
-        config = _read_config(env)
+        isolate = _isolate_for(env)
     except ConfigError as exc:
         log.error("bad configuration: %s", exc)
         return _misconfigured(url.path)
+    except ValueError as exc:
+        log.error("bad Access configuration: %s", exc)
+        return _misconfigured(url.path)
+    max_body_bytes = isolate.service.config.max_body_bytes
     declared = request.headers.get("content-length")
-    too_large = bool(declared and declared.isdigit() and int(declared) > config.max_body_bytes)
+    too_large = bool(declared and declared.isdigit() and int(declared) > max_body_bytes)
     body = b""
     if request.body is not None and not too_large:
         body = bytes((await request.arrayBuffer()).to_bytes())
@@ -244,13 +262,5 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
     def defer(work: Awaitable[object]) -> None:
         ctx.waitUntil(create_proxy(asyncio.ensure_future(_guarded(work))))
 
-    kv = RetryingKV(WorkersKV(env.CHAT_KV), sleep=asyncio.sleep)
-    limiter = BindingRateLimiter(env.RATE_LIMITER) if hasattr(env, "RATE_LIMITER") else None
-    try:
-        access = _access_verifier(config)
-    except ValueError as exc:
-        log.error("bad Access configuration: %s", exc)
-        return _misconfigured(url.path)
-    app = App(config, kv, lambda: int(time.time() * 1000), defer, access=access,
-              rate_limiter=limiter, index_objects=_index_objects, pacer=_pacer)
+    app = isolate.service.bind(isolate.kv, _clock_ms, defer)
     return _to_js_response(await app.handle(py_request))

@@ -1,4 +1,4 @@
-"""Drive :class:`api.App` in-process, the way ``entry.py`` does inside the Workers runtime.
+"""Drive :class:`web.app.App` in-process, the way ``entry.py`` does inside the Workers runtime.
 
 ``AppHarness`` wires an ``App`` to a :class:`memory_kv.MemoryKV` and a fake millisecond clock.
 Work the app hands to ``defer`` (``ctx.waitUntil`` in production) is collected and awaited after
@@ -21,7 +21,7 @@ from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
 from index.sorted_index import IndexObjects
 from memory_kv import MemoryKV
-from web.app import App
+from web.app import Service
 from web.routing import Request
 
 TOKEN = "t"
@@ -94,8 +94,14 @@ class AppHarness:
         self.index_objects: IndexObjects = ObjectCache()
         # Delayed compactions run when deferred work is drained, after each request.
         self.pacer = CompactionPacer(sleep=_no_sleep)
-        self.app = App(self.config, self.kv, self.clock, self.deferred.append,
-                       index_objects=self.index_objects, pacer=self.pacer)
+        self.serve()
+
+    def serve(self, **per_isolate: Any) -> None:
+        """Serve the following requests from a fresh ``Service`` (with this harness's caches
+        and pacer, and the other per-isolate pieces ``entry.py`` passes in, e.g. ``access``)."""
+        self.service = Service(self.config, index_objects=self.index_objects, pacer=self.pacer,
+                               **per_isolate)
+        self.app = self.service.bind(self.kv, self.clock, self.deferred.append)
 
     # -- raw requests -----------------------------------------------------------------------
 

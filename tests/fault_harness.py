@@ -26,10 +26,12 @@ from typing import Any
 from app_harness import START_MS, TOKEN, AppHarness, FakeClock, Reply
 from chat_store import MAX_POSITION_HISTORY, MESSAGE_PREFIX
 from config import Config
+from index.object_cache import ObjectCache
+from index.pacer import CompactionPacer
 from index.sorted_index import JOURNAL_PREFIX, MANIFEST_PREFIX, MAX_COMPACTION_MS, SEGMENT_PREFIX
 from memory_kv import MemoryKV
 from storage.kv import KVStore
-from web.app import App
+from web.app import Service
 
 Message = dict[str, Any]
 Position = tuple[int, str]
@@ -75,7 +77,11 @@ class FaultHarness(AppHarness):
 
     def use(self, kv: KVStore) -> None:
         """Serve the following requests from ``kv`` (e.g. a ``FaultyKV`` over ``self.memory``)."""
-        self.app = App(self.config, kv, self.clock, self.deferred.append)
+        # Compactions after every write, and no cached index objects: every KV call a request
+        # makes is one it makes in a fresh isolate, and so a crash point.
+        service = Service(self.config, pacer=CompactionPacer(interval_ms=0),
+                          index_objects=ObjectCache(max_weight=0))
+        self.app = service.bind(kv, self.clock, self.deferred.append)
 
     def heal(self) -> None:
         self.use(self.memory)

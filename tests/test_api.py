@@ -1456,13 +1456,3 @@ def test_model_holds_when_indexes_spill_into_segments(
     config = Config(api_token=TOKEN, journal_settle_ms=1_000, index_head_max=head_max,
                     index_head_keep=head_keep, index_segment_max=segment_max)
     asyncio.run(run_against_model(AppHarness(config), ops))
-
-
-def test_every_route_names_an_app_handler() -> None:
-    """Routes name handlers by string (the table is compiled once per isolate): a typo would
-    only show up as a 500 on that route, so check them all here."""
-    from web.app import ROUTES, App
-
-    for route in ROUTES.routes:
-        for method, name in route.methods.items():
-            assert callable(getattr(App, name, None)), f"{method} {route.pattern} -> {name}"

@@ -1,6 +1,6 @@
 """Issue 4, in-process: object-level authorization, rate limiting, CORS and uniform 401s.
 
-Drives :class:`api.App` through ``app_harness`` with an in-memory KV. The centrepiece is a
+Drives :class:`web.app.App` through ``app_harness`` with an in-memory KV. The centrepiece is a
 table-driven walk of every route with user A's (``alice``) token against user B's (``bob``)
 data: another user's message must answer exactly like a missing one (404), another user's
 routes and unclaimed conversations are 403, and nothing of B's may change.
@@ -32,7 +32,6 @@ from app_harness import TOKEN, AppHarness, Reply, ids, message_body
 from auth.access import AccessVerifier, PurePythonRsaVerifier, access_certs_url
 from auth.hs256 import sign_hs256
 from config import Config
-from web.app import App
 from web.cors import ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS
 
 JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"  # >= 32 bytes, as HS256 requires
@@ -134,7 +133,7 @@ def harness(
 ) -> AppHarness:
     """An ``AppHarness`` whose App also has the per-isolate pieces ``entry.py`` passes in."""
     h = AppHarness(cfg or config())
-    h.app = App(h.config, h.kv, h.clock, h.deferred.append, access=access, rate_limiter=limiter)
+    h.serve(access=access, rate_limiter=limiter)
     return h
 
 
@@ -529,7 +528,7 @@ def test_health_and_preflights_are_not_limited() -> None:
 
 def test_without_a_limiter_nothing_is_limited() -> None:
     h = harness()
-    assert h.app.rate_limiter is None
+    assert h.service.rate_limiter is None
     for _ in range(60):
         assert h.request("GET", "/v1/users/alice/messages/count", token=ALICE_TOKEN).status == 200
     for _ in range(30):

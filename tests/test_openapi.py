@@ -3,7 +3,7 @@
 * Valid: the official OpenAPI 3.1 schema (as shipped by the pinned schemathesis) accepts it,
   every Schema Object is valid JSON Schema 2020-12, every ``$ref`` resolves, every path
   template's parameters are declared, and schemathesis can load every operation.
-* Complete and honest: the documented routes are exactly ``api.App``'s router (pattern and
+* Complete and honest: the documented routes are exactly the ``Service``'s router (pattern and
   methods), the documented error codes are exactly ``errors.PROBLEMS`` (with the same
   statuses), the schema constraints are the validation rules' own constants, and the in-process
   app's answers on paths schemathesis cannot reach (no or bad credentials, user tokens, rate
@@ -46,7 +46,7 @@ from openapi_support import (
     resolve,
     schema_errors,
 )
-from web.app import App
+from web.app import Service
 from web.cors import ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS
 
 DOC = load_document()
@@ -176,14 +176,10 @@ def test_schemathesis_loads_every_operation() -> None:
 # --- the document is complete: routes and error codes ---------------------------------------------
 
 
-def _app() -> App:
-    return AppHarness().app
-
-
 def test_documented_routes_are_exactly_the_servers_routes() -> None:
     served = {
         (_normalized(route.pattern), method.lower())
-        for route in _app().router.routes
+        for route in Service(Config()).router.routes
         for method in route.methods
     }
     documented = {(_normalized(t), m) for t, m, _ in operations(DOC)}
@@ -466,7 +462,7 @@ class _DenyAll:
 @pytest.mark.parametrize("caller", ["user", "bad-credential"])
 def test_rate_limited_conforms(method: str, template: str, caller: str) -> None:
     h = _user_harness()
-    h.app = App(h.config, h.kv, h.clock, h.deferred.append, rate_limiter=_DenyAll())
+    h.serve(rate_limiter=_DenyAll())
     path = _concrete(template)
     token = _user_token("me", ["c1"]) if caller == "user" else "wrong"
     reply = h.request(method, path, json_body={}, token=token)
@@ -477,7 +473,7 @@ def test_rate_limited_conforms(method: str, template: str, caller: str) -> None:
 def test_the_service_token_is_never_rate_limited() -> None:
     """As the RateLimited response's description says."""
     h = AppHarness()
-    h.app = App(h.config, h.kv, h.clock, h.deferred.append, rate_limiter=_DenyAll())
+    h.serve(rate_limiter=_DenyAll())
     assert h.request("GET", "/v1/users/u1/messages/count").status == 200
     assert "service token is never limited" in DOC["components"]["responses"]["RateLimited"][
         "description"]

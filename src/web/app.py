@@ -1,13 +1,15 @@
 """The HTTP API: a pure function from :class:`Request` to :class:`Response`.
 
-Handlers validate, call the store and return data; they signal every failure by raising from the
-tree in ``errors.py``, and :meth:`App.handle` renders it through the one table there as an RFC 9457
-problem document. Nothing here knows about JavaScript: ``entry.py`` adapts the runtime's objects.
+A :class:`Service` is built once per isolate from the configuration: routes, validator, CORS
+policy, authenticator, rate limiter, index caches and compaction pacer. Each request binds it to
+what is request-scoped (KV, clock, ``waitUntil``) as an :class:`App`. Handlers validate, call
+the store and return data; they signal every failure by raising from the tree in ``errors.py``,
+and :meth:`App.handle` renders it through the one table there as an RFC 9457 problem document.
+Nothing here knows about JavaScript: ``entry.py`` adapts the runtime's objects.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +37,7 @@ from errors import (
 )
 from generated.openapi_spec import OPENAPI
 from ids import is_valid_id
+from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
 from index.sorted_index import IndexObjects
 from jsonutil import dumps, loads_strict
@@ -49,7 +52,7 @@ log = logging.getLogger("chat_store")
 JSON = "application/json; charset=utf-8"
 PROBLEM_JSON = "application/problem+json; charset=utf-8"
 Params = dict[str, str]
-Handler = Callable[[Request, Params, Principal], Awaitable[Response]]
+Handler = Callable[["App", Request, Params, Principal], Awaitable[Response]]
 FORBIDDEN = "this credential may not access that resource"
 
 
@@ -83,48 +86,13 @@ def problem_response(error: ChatStoreError, instance: str) -> Response:
     return Response(problem.status, _encode(body), tuple(headers))
 
 
-def _routes() -> Router[str]:
-    """The route table, compiled once per isolate; handlers are named ``App`` methods."""
-    r: Router[str] = Router()
-    r.add("/health", get="health")
-    r.add("/openapi.json", get="openapi")
-    r.add("/v1/messages", post="create_message")
-    r.add("/v1/messages/batch", post="create_batch")
-    r.add("/v1/messages/{id}", get="get_message", patch="patch_message", delete="delete_message")
-    r.add("/v1/admin/reindex", post="reindex")
-    for kind in ("users", "conversations"):
-        r.add(f"/v1/{kind}/{{scope_id}}/messages", get="list_messages", delete="erase_messages")
-        r.add(f"/v1/{kind}/{{scope_id}}/messages/count", get="count_messages")
-    return r
-
-
-ROUTES = _routes()
-
-
-@functools.lru_cache(maxsize=4)
-def _edge(
-    config: Config, access: AccessVerifier | None
-) -> tuple[Validator, CorsPolicy, Authenticator]:
-    """What depends only on configuration, built once per isolate rather than per request
-    (the config is read once and frozen, so it is the cache key)."""
-    jwt = None
-    if config.jwt_secret:
-        jwt = JWTSettings(config.jwt_secret.encode("utf-8"), issuer=config.jwt_issuer,
-                          audience=config.jwt_audience)
-    authenticator = Authenticator(config.api_token, jwt, access, time.time)
-    return Validator(config), CorsPolicy.from_setting(config.cors_origins), authenticator
-
-
-class App:
-    """One request's view of the service. Cheap to build: ``entry.py`` makes one per request,
-    passing the per-isolate pieces (Access key cache, rate limiter) in."""
+class Service:
+    """Everything that depends only on configuration, built once per isolate (``entry.py``
+    keeps one): a request builds only its :class:`App`."""
 
     def __init__(
         self,
         config: Config,
-        kv: KVStore,
-        clock_ms: Callable[[], int],
-        defer: Defer,
         *,
         access: AccessVerifier | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -132,17 +100,43 @@ class App:
         pacer: CompactionPacer | None = None,
     ) -> None:
         self.config = config
-        secret = config.cursor_secret or config.api_token or "chat-store-unauthenticated"
-        self.store = ChatStore(kv, config, clock_ms, defer, cursor_secret=secret,
-                               index_objects=index_objects, pacer=pacer)
-        self.validator, self.cors, self.authenticator = _edge(config, access)
-        self.rate_limiter = rate_limiter
+        jwt = None
+        if config.jwt_secret:
+            jwt = JWTSettings(config.jwt_secret.encode("utf-8"), issuer=config.jwt_issuer,
+                              audience=config.jwt_audience)
+        self.authenticator = Authenticator(config.api_token, jwt, access, time.time)
         self.auth_configured = bool(config.api_token or config.jwt_secret or access)
-        self.router = ROUTES
+        self.validator = Validator(config)
+        self.cors = CorsPolicy.from_setting(config.cors_origins)
+        self.rate_limiter = rate_limiter
+        # Parsed immutable index objects and compaction pacing live as long as the isolate.
+        self.index_objects: IndexObjects = (
+            index_objects if index_objects is not None else ObjectCache())
+        self.pacer = pacer if pacer is not None else CompactionPacer()
+        self.cursor_secret = (
+            config.cursor_secret or config.api_token or "chat-store-unauthenticated")
+        self.router = _routes()
+
+    def bind(self, kv: KVStore, clock_ms: Callable[[], int], defer: Defer) -> App:
+        return App(self, kv, clock_ms, defer)
+
+
+class App:
+    """One request's view of the service: the :class:`Service` with this request's KV, clock
+    and deferred work."""
+
+    def __init__(
+        self, service: Service, kv: KVStore, clock_ms: Callable[[], int], defer: Defer
+    ) -> None:
+        self.service = service
+        self.config = service.config
+        self.store = ChatStore(kv, service.config, clock_ms, defer,
+                               cursor_secret=service.cursor_secret,
+                               index_objects=service.index_objects, pacer=service.pacer)
 
     async def handle(self, request: Request) -> Response:
         # Browsers send preflights without credentials, so they are answered before auth.
-        response = self.cors.preflight(request) or await self._respond(request)
+        response = self.service.cors.preflight(request) or await self._respond(request)
         return self._finish(request, response)
 
     async def _respond(self, request: Request) -> Response:
@@ -161,29 +155,28 @@ class App:
                                 (*response.headers, ("cache-control", "no-store")))
         if request.method == "HEAD":
             response = Response(response.status, b"", response.headers)
-        return self.cors.decorate(request, response)
+        return self.service.cors.decorate(request, response)
 
     async def _dispatch(self, request: Request) -> Response:
         principal = Principal.service()  # only /v1 needs credentials
         if request.path.startswith("/v1/"):
             # Before routing, so that an anonymous caller cannot map out which routes exist.
             principal = await self._authenticate(request)
-        match = self.router.match(request.method, request.path)
+        match = self.service.router.match(request.method, request.path)
         if match.kind is MatchKind.NONE:
             raise NotFound(f"no route for {request.path}")
         if match.kind is MatchKind.WRONG_METHOD:
             raise MethodNotAllowed(match.allow)
         assert match.handler is not None
-        handler: Handler = getattr(self, match.handler)
-        return await handler(request, match.params, principal)
+        return await match.handler(self, request, match.params, principal)
 
     async def _authenticate(self, request: Request) -> Principal:
         if self.config.auth_disabled:
             return Principal.service()
-        if not self.auth_configured:
+        if not self.service.auth_configured:
             raise AuthNotConfigured("API_TOKEN is not set; set it with `wrangler secret put`")
         try:
-            principal = await self.authenticator.authenticate(request.headers)
+            principal = await self.service.authenticator.authenticate(request.headers)
         except Unauthorized:
             # Throttle credential guessing per client address as well.
             await self._limit(f"ip:{request.header('cf-connecting-ip') or 'unknown'}")
@@ -195,7 +188,8 @@ class App:
         return principal
 
     async def _limit(self, key: str) -> None:
-        if self.rate_limiter is not None and not await self.rate_limiter.allow(key):
+        limiter = self.service.rate_limiter
+        if limiter is not None and not await limiter.allow(key):
             raise RateLimited(self.config.rate_limit_retry_after)
 
     def _json_body(self, request: Request) -> Any:
@@ -257,7 +251,7 @@ class App:
     async def create_message(
         self, request: Request, params: Params, principal: Principal
     ) -> Response:
-        draft = self.validator.message(self._json_body(request))
+        draft = self.service.validator.message(self._json_body(request))
         self._may_create(principal, draft)
         message, created = await self.store.create(draft)
         return json_response(201 if created else 200, {"message": message})
@@ -265,7 +259,7 @@ class App:
     async def create_batch(
         self, request: Request, params: Params, principal: Principal
     ) -> Response:
-        drafts = self.validator.batch(self._json_body(request))
+        drafts = self.service.validator.batch(self._json_body(request))
         for index, draft in enumerate(drafts):
             self._may_create(principal, draft, index)
         messages, created = await self.store.create_many(drafts)
@@ -279,7 +273,7 @@ class App:
         self, request: Request, params: Params, principal: Principal
     ) -> Response:
         message_id = self._message_id(params)
-        patch = self.validator.patch(self._json_body(request))
+        patch = self.service.validator.patch(self._json_body(request))
         message = await self.store.patch(message_id, patch, owner=self._owner(principal))
         return json_response(200, {"message": message})
 
@@ -315,8 +309,24 @@ class App:
 
     async def reindex(self, request: Request, params: Params, principal: Principal) -> Response:
         self._require_service(principal)
-        kind, scope_id = self.validator.reindex_target(self._json_body(request))
+        kind, scope_id = self.service.validator.reindex_target(self._json_body(request))
         result = await self.store.reindex(Scope(kind, scope_id))
         return json_response(
             200, {"index": result.index, "entries": result.entries, "scanned": result.scanned}
         )
+
+
+def _routes() -> Router[Handler]:
+    r: Router[Handler] = Router()
+    r.add("/health", get=App.health)
+    r.add("/openapi.json", get=App.openapi)
+    r.add("/v1/messages", post=App.create_message)
+    r.add("/v1/messages/batch", post=App.create_batch)
+    r.add("/v1/messages/{id}", get=App.get_message, patch=App.patch_message,
+          delete=App.delete_message)
+    r.add("/v1/admin/reindex", post=App.reindex)
+    for kind in ("users", "conversations"):
+        r.add(f"/v1/{kind}/{{scope_id}}/messages", get=App.list_messages,
+              delete=App.erase_messages)
+        r.add(f"/v1/{kind}/{{scope_id}}/messages/count", get=App.count_messages)
+    return r
