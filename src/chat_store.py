@@ -1,12 +1,8 @@
 """The chat store: messages in KV, listed through sorted-set indexes.
 
-Layout (fixed; other systems read it):
-
-- ``chat:{id}``: the message as JSON. Its KV metadata ``{"u": user_id, "c": conversation_id,
-  "s": timestamp, "p": [previous timestamps]}`` lets a repair rebuild indexes from a key
-  listing, and lets ops find entries left at older positions.
-- ``user:chat:{user_id}`` and ``conversation:chat:{conversation_id}``: sorted-set indexes of
-  ``{"score": timestamp, "member": "chat:{id}"}`` (see ``index/sorted_index.py``).
+Messages are records at ``chat:{id}``, listed through the sorted-set indexes of their user and
+conversation (``index``); the keys and codecs are in ``kvformat``, the argument for the write
+order below in ``docs/design.md``.
 
 Write order keeps every crash point harmless: a crash can only leave *extra or stale* index
 entries, never a live message that its indexes (and so listings, counts after repair, and erase)
@@ -39,14 +35,20 @@ from cursor import CursorCodec, CursorScope
 from errors import Conflict, NotFound, StorageUnavailable
 from ids import new_ulid
 from index.pacer import CompactionPacer
-from index.sorted_index import IndexObjects, IndexStore, IndexView, Layout, Op
+from index.sorted_index import IndexObjects, IndexStore, IndexView, Layout
 from index.sortedset import Entry
 from jsonutil import dumps, is_int
+from kvformat import (
+    MESSAGE_PREFIX,
+    Op,
+    intent_key,
+    message_key,
+    record_history,
+    record_metadata,
+)
 from storage.kv import KVStore, ValueWithMetadata, get_many_with_metadata
 from validation import MessageDraft, MessagePatch, RangeQuery
 
-MESSAGE_PREFIX = "chat:"
-INTENT_PREFIX = "idx:intent:"
 # Half-finished erases of one scope completed per request (each is a few KV operations).
 MAX_INTENTS = 8
 # An erase deletes at most this many messages per request (2 KV ops each, plus index writes),
@@ -103,15 +105,6 @@ class EraseResult:
     remaining: int
 
 
-def message_key(message_id: str) -> str:
-    return f"{MESSAGE_PREFIX}{message_id}"
-
-
-def intent_key(subject: str) -> str:
-    """Where a delete of ``chat:{id}`` (or an erase of an index) writes its plan ahead."""
-    return f"{INTENT_PREFIX}{subject}"
-
-
 def indexes_of(message: Message) -> list[str]:
     indexes = [Scope("user", message["user_id"]).index]
     if message.get("conversation_id") is not None:
@@ -166,13 +159,8 @@ class ChatStore:
         return None if found is None else _stored(found)
 
     async def _save(self, message: Message, history: tuple[int, ...] = ()) -> None:
-        # Absent fields are omitted rather than null: other readers rely on the layout.
-        metadata: dict[str, Any] = {"u": message["user_id"], "s": message["timestamp"]}
-        if message.get("conversation_id") is not None:
-            metadata["c"] = message["conversation_id"]
-        if history:
-            metadata["p"] = list(history)
-        await self._kv.put(message_key(message["id"]), dumps(message), metadata=metadata)
+        await self._kv.put(message_key(message["id"]), dumps(message),
+                           metadata=record_metadata(message, history))
 
     def _is_replay(self, draft: MessageDraft, stored: Message) -> bool:
         wanted = _client_fields(self._build(draft, stored["timestamp"]))
@@ -559,7 +547,5 @@ class ChatStore:
 
 
 def _stored(found: ValueWithMetadata) -> Stored:
-    raw_history = (found.metadata or {}).get("p")
-    history = raw_history if isinstance(raw_history, list) else []
-    scores = tuple(s for s in history if is_int(s))
-    return Stored(json.loads(found.value), scores[:MAX_POSITION_HISTORY])
+    return Stored(json.loads(found.value),
+                  record_history(found.metadata, MAX_POSITION_HISTORY))

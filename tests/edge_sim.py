@@ -65,8 +65,9 @@ from errors import ChatStoreError, StorageUnavailable, problem_for
 from fault_harness import settle_background
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
-from index.sorted_index import JOURNAL_PREFIX, MAX_COMPACTION_MS, IndexObjects, IndexStore, Layout
+from index.sorted_index import MAX_COMPACTION_MS, IndexObjects, IndexStore, Layout
 from index.sortedset import MAX_SCORE, MIN_SCORE
+from kvformat import JOURNAL_PREFIX
 from memory_kv import MemoryKV
 from storage.retrying import RetryingKV, RetryPolicy
 from validation import RangeQuery, Validator

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from app_harness import START_MS, TOKEN, AppHarness, FakeClock, Reply
-from chat_store import MAX_POSITION_HISTORY, MESSAGE_PREFIX
+from chat_store import MAX_POSITION_HISTORY
 from config import Config
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
-from index.sorted_index import JOURNAL_PREFIX, MANIFEST_PREFIX, MAX_COMPACTION_MS, SEGMENT_PREFIX
+from index.sorted_index import MAX_COMPACTION_MS
+from kvformat import JOURNAL_PREFIX, MANIFEST_PREFIX, MESSAGE_PREFIX, SEGMENT_PREFIX
 from memory_kv import MemoryKV
 from storage.kv import KVStore
 from web.app import Service

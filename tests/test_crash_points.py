@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 import pytest
 
 from app_harness import FakeClock, Reply, message_body
-from chat_store import MESSAGE_PREFIX
 from fault_harness import (
     TINY_CONFIG,
     FaultHarness,
@@ -49,6 +48,7 @@ from fault_harness import (
     stored_index,
 )
 from faulty_kv import FaultyKV
+from kvformat import MESSAGE_PREFIX
 from memory_kv import MemoryKV
 
 T = TypeVar("T")

@@ -30,17 +30,15 @@ from hypothesis import strategies as st
 from index.object_cache import ObjectCache
 from index.sorted_index import (
     FIRST_PAGE,
-    JOURNAL_PREFIX,
     MAX_COMPACTION_MS,
     MAX_GC_DELETES,
     MAX_READ_ENTRIES,
     IndexStore,
     IndexView,
     Layout,
-    Op,
-    journal_prefix,
 )
 from index.sortedset import Entry
+from kvformat import JOURNAL_PREFIX, Op, journal_prefix
 from memory_kv import MemoryKV
 from storage.kv import ListPage, Metadata, ValueWithMetadata
 

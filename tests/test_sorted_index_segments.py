@@ -14,18 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from index.object_cache import ObjectCache
-from index.sorted_index import (
-    JOURNAL_PREFIX,
-    MANIFEST_PREFIX,
-    MAX_COMPACTION_MS,
-    SEGMENT_PREFIX,
-    IndexObjects,
-    IndexStore,
-    IndexView,
-    Layout,
-    Op,
-)
+from index.sorted_index import MAX_COMPACTION_MS, IndexObjects, IndexStore, IndexView, Layout
 from index.sortedset import Entry
+from kvformat import JOURNAL_PREFIX, MANIFEST_PREFIX, SEGMENT_PREFIX, Op
 from memory_kv import MemoryKV
 
 INDEX = "user:chat:u1"

@@ -89,17 +89,37 @@ import secrets
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
 
 from errors import StorageUnavailable
 from index.object_cache import ObjectCache
 from index.sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
-from jsonutil import dumps, is_int
-from storage.kv import MAX_LIST_LIMIT, MAX_METADATA_BYTES, KVStore
+from jsonutil import dumps
+from kvformat import (
+    BOTTOM,
+    MANIFEST_PREFIX,
+    METADATA_ROOM,
+    SEGMENT_PREFIX,
+    VERSION_BUCKET,
+    VERSION_BUCKET_DIGITS,
+    VERSION_CEILING,
+    JournalEntry,
+    Manifest,
+    Op,
+    Root,
+    Segment,
+    decode_root,
+    dump_entries,
+    journal_key,
+    journal_key_time,
+    journal_prefix,
+    metadata_pieces,
+    parse_entries,
+    parse_ops,
+    version_prefixes,
+    with_lo,
+)
+from storage.kv import MAX_LIST_LIMIT, KVStore
 
-JOURNAL_PREFIX = "idx:log:"
-SEGMENT_PREFIX = "idx:seg:"
-MANIFEST_PREFIX = "idx:man:"
 FOLDED_PREFIX = "folded:"  # per-isolate cache keys only, never stored in KV
 MAX_COMPACTION_MS = 10_000
 # Rule 1 assumes a put shows in listings within settle_ms of its clock reading: never 0.
@@ -122,24 +142,11 @@ FIRST_PAGE = 64
 # moves of one message (one request apart) may both name the same stale ``prev``, and only the
 # first one's op says where it put the member.
 HINT_MARGIN_MS = MAX_COMPACTION_MS
-# Collection lists the due part of the journal by version prefixes: buckets of at least this
-# many milliseconds, and at most this many listings (wider buckets beyond).
-_VERSION_BUCKET_DIGITS = 4
-_VERSION_BUCKET = 10**_VERSION_BUCKET_DIGITS
-_MAX_PREFIXES = 24
-_MAX_PROBES = 64
+# Collection probes at most this many version buckets for the oldest entry it leaves.
+MAX_PROBES = 64
 # Value-only journal entries (written before ops always fit in metadata) a reader reads.
 MAX_HINT_READS = 16
-_METADATA_ROOM = MAX_METADATA_BYTES - 64  # leave room for the other metadata fields
-# Journal versions count down from here, so a prefix listing is newest first. Versions below
-# _LEGACY_BELOW are clock readings of entries written before (they count up): until 2128, a
-# count-down version stays above it and a clock reading below.
-_VERSION_CEILING = 10**13 - 1
-_LEGACY_BELOW = 5 * 10**12
-# The lowest position of all: every real entry sorts after it.
-BOTTOM = Entry(MIN_SCORE - 1, "")
 
-OpKind = Literal["add", "rem"]
 _counter = itertools.count()
 
 
@@ -150,181 +157,6 @@ class Layout:
     head_max: int = 128  # the head spills into the newest segment beyond this many entries
     head_keep: int = 64  # ...keeping this many newest entries
     segment_max: int = 2048  # a segment splits in two beyond this many entries
-
-
-@dataclass(frozen=True)
-class Op:
-    kind: OpKind
-    member: str
-    score: int | None = None
-    prev: int | None = None  # the member's score before this op, when known
-    # Older scores an index entry might still sit at (a move whose index write crashed).
-    also: tuple[int, ...] = ()
-
-    @staticmethod
-    def add(member: str, score: int, prev: int | None = None, also: tuple[int, ...] = ()) -> Op:
-        return Op("add", member, score, prev, also)
-
-    @staticmethod
-    def rem(member: str, prev: int | None = None, also: tuple[int, ...] = ()) -> Op:
-        return Op("rem", member, None, prev, also)
-
-    def to_json(self) -> list[object]:
-        tail: list[object] = []
-        if self.also:
-            tail = [self.prev, list(self.also)]
-        elif self.prev is not None:
-            tail = [self.prev]
-        if self.kind == "add":
-            return ["a", self.score, self.member, *tail]
-        return ["r", self.member, *tail]
-
-    @staticmethod
-    def from_json(raw: object) -> Op:
-        if isinstance(raw, list) and raw and raw[0] == "a" and 3 <= len(raw) <= 5:
-            score, member = raw[1], raw[2]
-            prev, also = _hints(raw[3:])
-            if is_int(score) and isinstance(member, str):
-                return Op.add(member, score, prev, also)
-        if isinstance(raw, list) and raw and raw[0] == "r" and 2 <= len(raw) <= 4:
-            member = raw[1]
-            prev, also = _hints(raw[2:])
-            if isinstance(member, str):
-                return Op.rem(member, prev, also)
-        raise ValueError(f"not a journal op: {raw!r}")
-
-    def positions(self) -> set[int]:
-        """Scores at which this op says the member is or was."""
-        return {s for s in (self.score, self.prev, *self.also) if s is not None}
-
-
-def _hints(tail: list[object]) -> tuple[int | None, tuple[int, ...]]:
-    prev = tail[0] if tail else None
-    also = tail[1] if len(tail) > 1 else []
-    if (prev is not None and not is_int(prev)) or not isinstance(also, list):
-        raise ValueError("bad position hints")
-    scores = tuple(s for s in also if is_int(s))
-    if len(scores) != len(also):
-        raise ValueError("bad position hints")
-    return (prev if is_int(prev) else None), scores
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    key: str
-    written_ms: int
-    ops: tuple[Op, ...] | None  # None: too big for metadata, read the value when needed
-    # Written before versions counted down (their clock counts up, and they list before every
-    # newer entry): a walk newest first cannot stop at them.
-    legacy: bool = False
-
-
-@dataclass(frozen=True)
-class Segment:
-    key: str
-    lo: Entry  # inclusive lower bound of the positions it covers
-    count: int
-    min_score: int
-    max_score: int
-
-    def to_json(self) -> list[object]:
-        return [self.key, self.lo.score, self.lo.member, self.count, self.min_score,
-                self.max_score]
-
-    @staticmethod
-    def from_json(raw: Any) -> Segment:
-        key, lo_score, lo_member, count, min_score, max_score = raw
-        return Segment(str(key), Entry(int(lo_score), str(lo_member)), int(count),
-                       int(min_score), int(max_score))
-
-
-@dataclass(frozen=True)
-class Manifest:
-    segments: tuple[Segment, ...] = ()
-    garbage: tuple[tuple[str, int], ...] = ()
-
-    def to_json(self) -> dict[str, object]:
-        return {"segments": [s.to_json() for s in self.segments],
-                "garbage": [list(g) for g in self.garbage]}
-
-    @staticmethod
-    def from_json(raw: Any) -> Manifest:
-        return Manifest(tuple(Segment.from_json(s) for s in raw["segments"]),
-                        tuple((str(k), int(t)) for k, t in raw["garbage"]))
-
-
-@dataclass
-class Root:
-    head: SortedSet
-    # Read time of the last *full* pass: every journal entry written at or before
-    # ``at - settle_ms`` is folded (rule 1), wherever the reader is.
-    at: int = 0
-    manifest_key: str | None = None
-    head_lo: Entry = BOTTOM
-    # When the manifest's oldest garbage was retired (None: no garbage). Lets a compaction that
-    # touches only the head skip reading the manifest unless there is garbage to collect.
-    garbage_since: int | None = None
-    # Rule 5: the entries written at or before ``seen`` that the passes listed are folded; a
-    # reader trusts this only shortly after a full pass. None: a root from before rule 5.
-    seen: int | None = None
-    # Write time of the newest entry folded: entries in (at - settle_ms, newest] still wait for
-    # a full pass to confirm them.
-    newest: int = 0
-    # Write time of the oldest journal entry left when last looked (None: the journal was
-    # empty): lets a pass know when collection is due without listing the whole journal.
-    oldest: int | None = 0
-    # Names the pass that wrote this root, so that an isolate can remember which journal
-    # entries it saw folded in it (``Folded``). None: written before pass ids.
-    pass_id: str | None = None
-
-    def metadata(self) -> dict[str, object]:
-        """The root's KV metadata: ``at``, ``i``, ``v``, ``nf``, ``j``, then ``m``/``lo``/``g``
-        once a manifest exists."""
-        metadata: dict[str, object] = {"at": self.at}
-        if self.pass_id is not None:
-            metadata["i"] = self.pass_id
-        if self.seen is not None:
-            metadata["v"] = self.seen
-            metadata["nf"] = self.newest
-            if self.oldest is not None:
-                metadata["j"] = self.oldest
-        if self.manifest_key is not None:
-            metadata["m"] = self.manifest_key
-            metadata["lo"] = [self.head_lo.score, self.head_lo.member]
-            if self.garbage_since is not None:
-                metadata["g"] = self.garbage_since
-        return metadata
-
-    def unconfirmed(self, settle_ms: int) -> bool:
-        """Folded entries newer than the confirmed horizon: only a full pass can vouch for them."""
-        return self.newest > self.at - settle_ms
-
-
-def journal_prefix(index: str) -> str:
-    return f"{JOURNAL_PREFIX}{index}:"
-
-
-def parse_entries(raw: str | None) -> list[Entry]:
-    if raw is None:
-        return []
-    try:
-        items = json.loads(raw)
-    except (ValueError, RecursionError):
-        items = None
-    entries: list[Entry] = []
-    for item in items if isinstance(items, list) else [None]:
-        score: object = item.get("score") if isinstance(item, dict) else None
-        member: object = item.get("member") if isinstance(item, dict) else None
-        if not is_int(score) or not isinstance(member, str):
-            # Damaged by someone else: the journal (and a reindex) still know the truth, so
-            # serve what can be trusted rather than fail every read of this index.
-            return []
-        entries.append(Entry(score, member))
-    return entries
-
-
-def dump_entries(entries: Iterable[Entry]) -> str:
-    return dumps([e.to_json() for e in entries])
 
 
 class IndexView:
@@ -506,12 +338,10 @@ class IndexStore:
         return f"{now_ms:013d}-{next(_counter) & 0xFFFFFF:06x}{secrets.token_hex(5)}"
 
     def _journal_key(self, index: str, now_ms: int) -> str:
-        # Counting down, so a listing is newest first and a reader stops at its horizon; the
-        # counter counts down too, so the later of two pieces written in one millisecond by
+        # The counter counts down too, so the later of two pieces written in one millisecond by
         # this isolate is listed (and so applied) as the newer one.
         seq = 0xFFFFFF - (next(_counter) & 0xFFFFFF)
-        return (f"{journal_prefix(index)}{_VERSION_CEILING - now_ms:013d}-{seq:06x}"
-                f"{secrets.token_hex(5)}")
+        return journal_key(index, now_ms, seq, secrets.token_hex(5))
 
     @property
     def settle_ms(self) -> int:
@@ -542,10 +372,10 @@ class IndexStore:
             return
         now = self._clock_ms()
         puts = []
-        for piece in _metadata_pieces([op.to_json() for op in ops]):
+        for piece in metadata_pieces([op.to_json() for op in ops]):
             text = dumps(piece)
             metadata: dict[str, object] = {"t": now}
-            if len(text.encode("utf-8")) <= _METADATA_ROOM:
+            if len(text.encode("utf-8")) <= METADATA_ROOM:
                 metadata["ops"] = piece
             puts.append(self._kv.put(self._journal_key(index, now), text, metadata=metadata))
         await asyncio.gather(*puts)
@@ -591,29 +421,8 @@ class IndexStore:
 
     async def _read_root(self, index: str) -> Root:
         stored = await self._kv.get_with_metadata(index)
-        if stored is None:  # nothing folded yet, so nothing to collect either
-            return Root(SortedSet(), oldest=None)
-        meta = stored.metadata or {}
-        head = SortedSet.from_sorted(parse_entries(stored.value))
-        manifest_key = meta.get("m")
-        lo = meta.get("lo")
-        head_lo = BOTTOM
-        if isinstance(lo, list) and len(lo) == 2 and is_int(lo[0]) and isinstance(lo[1], str):
-            head_lo = Entry(lo[0], lo[1])
-        garbage_since = meta.get("g")
-        at = _int_field(meta, "at")
-        seen = meta.get("v")
-        if not is_int(seen):
-            # A root from before rule 5: nothing is trusted, everything may need collecting.
-            return Root(head, at, manifest_key if isinstance(manifest_key, str) else None,
-                        head_lo, garbage_since if is_int(garbage_since) else None,
-                        seen=None, newest=at, oldest=0)
-        oldest = meta.get("j")
-        pass_id = meta.get("i")
-        return Root(head, at, manifest_key if isinstance(manifest_key, str) else None, head_lo,
-                    garbage_since if is_int(garbage_since) else None, seen=seen,
-                    newest=_int_field(meta, "nf"), oldest=oldest if is_int(oldest) else None,
-                    pass_id=pass_id if isinstance(pass_id, str) else None)
+        return decode_root(None, None) if stored is None else decode_root(stored.value,
+                                                                          stored.metadata)
 
     async def load_manifest(self, key: str | None) -> Manifest:
         if key is None:
@@ -708,14 +517,9 @@ class IndexStore:
         while True:
             page = await self._kv.list(prefix=prefix + versions, limit=limit, cursor=cursor)
             for key in page.keys:
-                digits = key.name[len(prefix) : len(prefix) + 13]
-                version = int(digits) if digits.isdigit() else _VERSION_CEILING
-                legacy = version < _LEGACY_BELOW
-                written = _int_field(key.metadata, "t")
-                if not written:  # fall back to the clock part of the version
-                    written = version if legacy else _VERSION_CEILING - version
+                written, legacy = journal_key_time(key.name, prefix, key.metadata)
                 raw_ops = (key.metadata or {}).get("ops") if with_ops else None
-                ops = _parse_ops(raw_ops) if raw_ops is not None else None
+                ops = parse_ops(raw_ops) if raw_ops is not None else None
                 yield JournalEntry(key.name, written, ops, legacy)
             if page.list_complete or not page.cursor:
                 return
@@ -727,7 +531,7 @@ class IndexStore:
         raw = await self._kv.get(entry.key)
         if raw is None:  # deleted by a concurrent GC, so it is folded already
             return ()
-        return _parse_ops(json.loads(raw)) or ()
+        return parse_ops(json.loads(raw)) or ()
 
     # -- compaction -------------------------------------------------------------------------
 
@@ -927,7 +731,7 @@ class IndexStore:
             head, head_lo = SortedSet.from_sorted(keep), keep[0]
         segments.sort(key=lambda s: s.lo)
         if segments:
-            segments[0] = _with_lo(segments[0], BOTTOM)  # the first segment covers the bottom
+            segments[0] = with_lo(segments[0], BOTTOM)  # the first segment covers the bottom
         elif head_lo != BOTTOM:
             head_lo = BOTTOM  # no segments left: the head covers everything again
         now = self._clock_ms()
@@ -1030,7 +834,7 @@ class IndexStore:
             # listing page likely holds: walk it all.
             scans = [""]
         else:
-            scans = _version_prefixes(_VERSION_CEILING - cutoff, _VERSION_CEILING - oldest)
+            scans = version_prefixes(VERSION_CEILING - cutoff, VERSION_CEILING - oldest)
         whole = scans == [""]
         due: list[str] = []
         kept: list[int] = []
@@ -1056,12 +860,12 @@ class IndexStore:
         """The write times in the first non-empty version bucket written after ``after`` up to
         ``until``, probing one bucket at a time from the oldest (a busy journal's first one
         holds entries); ``[until]`` (a bound, not a find) if there are too many to probe."""
-        first = (_VERSION_CEILING - after) // _VERSION_BUCKET
-        last = (_VERSION_CEILING - until) // _VERSION_BUCKET
+        first = (VERSION_CEILING - after) // VERSION_BUCKET
+        last = (VERSION_CEILING - until) // VERSION_BUCKET
         for n, bucket in enumerate(range(first, last - 1, -1)):
-            if n == _MAX_PROBES:  # the earliest time this bucket's versions can stand for
-                return [_VERSION_CEILING - (bucket + 1) * _VERSION_BUCKET + 1]
-            versions = f"{bucket:0{13 - _VERSION_BUCKET_DIGITS}d}"
+            if n == MAX_PROBES:  # the earliest time this bucket's versions can stand for
+                return [VERSION_CEILING - (bucket + 1) * VERSION_BUCKET + 1]
+            versions = f"{bucket:0{13 - VERSION_BUCKET_DIGITS}d}"
             found = [entry.written_ms
                      async for entry in self._walk_journal(index, versions, with_ops=False)
                      if entry.written_ms > after]
@@ -1107,61 +911,7 @@ class IndexStore:
         return True
 
 
-def _with_lo(segment: Segment, lo: Entry) -> Segment:
-    return Segment(segment.key, lo, segment.count, segment.min_score, segment.max_score)
-
-
 def _earliest(oldest: int | None, times: Iterable[int]) -> int | None:
     return min((t for t in (oldest, *times) if t is not None), default=None)
 
 
-def _int_field(metadata: dict[str, Any] | None, name: str) -> int:
-    value = (metadata or {}).get(name)
-    return value if is_int(value) else 0
-
-
-def _metadata_pieces(ops: list[list[object]]) -> list[list[list[object]]]:
-    """``ops`` cut, in order, into pieces whose JSON fits in a journal key's metadata (a single
-    op too big for it forms a piece of its own, journaled in the value only)."""
-    pieces: list[list[list[object]]] = [[]]
-    size = 2  # the brackets
-    for op in ops:
-        op_size = len(dumps(op).encode("utf-8")) + 1  # and a comma
-        if pieces[-1] and size + op_size > _METADATA_ROOM:
-            pieces.append([])
-            size = 2
-        pieces[-1].append(op)
-        size += op_size
-    return pieces
-
-
-def _version_prefixes(low: int, high: int) -> list[str]:
-    """Decimal prefixes of the 13-digit versions in ``[low, high]``, ascending: the fewest
-    listings (at most ``_MAX_PREFIXES``) that reach every key in the range, each rounded out to
-    whole buckets of at least ``_VERSION_BUCKET`` (the keys beyond the range they also list are
-    the caller's to skip)."""
-    width = 13
-    bucket = _VERSION_BUCKET
-    while True:
-        a, b = max(low, 0) // bucket, max(high, low, 0) // bucket
-        digits = width - len(str(bucket)) + 1
-        prefixes: list[str] = []
-        while a <= b and len(prefixes) <= _MAX_PREFIXES:
-            size = 1  # the largest aligned block of buckets starting at a that fits
-            while a % (size * 10) == 0 and a + size * 10 - 1 <= b and size * 10 <= 10**digits:
-                size *= 10
-            length = digits - len(str(size)) + 1
-            prefixes.append(f"{a // size:0{length}d}" if length else "")
-            a += size
-        if len(prefixes) <= _MAX_PREFIXES:
-            return prefixes
-        bucket *= 10
-
-
-def _parse_ops(raw: object) -> tuple[Op, ...] | None:
-    if not isinstance(raw, list):
-        return None
-    try:
-        return tuple(Op.from_json(item) for item in raw)
-    except ValueError:
-        return None

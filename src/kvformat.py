@@ -1,0 +1,363 @@
+"""The KV format: every key, and how each stored value and its metadata are written and read.
+
+Other systems read part of this layout (the message records and the index roots), so it changes
+only together with the README's "KV layout" table. Why the index is shaped this way, and the
+rules its passes follow, is in ``docs/design.md``; this module only says what is where.
+
+=============================  ================================================================
+``chat:{id}``                  a message record: the message as JSON; metadata ``u`` (user),
+                               ``c`` (conversation), ``s`` (timestamp), ``p`` (earlier
+                               timestamps an index entry may still sit at, newest first)
+``idx:intent:{subject}``       a delete's (``chat:{id}``) or an erase's (``{index}``) plan
+``{index}``                    an index root (``user:chat:{id}``, ``conversation:chat:{id}``):
+                               the newest entries as ``[{"score", "member"}]``, metadata
+                               :meth:`Root.metadata`
+``idx:seg:{index}:{version}``  a segment: entries like the root's, immutable
+``idx:man:{index}:{version}``  a manifest: :class:`Manifest`, immutable
+``idx:log:{index}:{version}``  a journal piece: ops (:class:`Op`) in the value and, when they
+                               fit, in the metadata ``{"t": ms, "ops": [...]}``; versions count
+                               down from the clock (:func:`journal_key`)
+=============================  ================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from index.sortedset import MIN_SCORE, Entry, SortedSet
+from jsonutil import dumps, is_int
+from storage.kv import MAX_METADATA_BYTES
+
+MESSAGE_PREFIX = "chat:"
+INTENT_PREFIX = "idx:intent:"
+JOURNAL_PREFIX = "idx:log:"
+SEGMENT_PREFIX = "idx:seg:"
+MANIFEST_PREFIX = "idx:man:"
+
+METADATA_ROOM = MAX_METADATA_BYTES - 64  # leave room for the other metadata fields
+# Journal versions count down from here, so a prefix listing is newest first. Versions below
+# LEGACY_BELOW are clock readings of entries written before (they count up): until 2128, a
+# count-down version stays above it and a clock reading below.
+VERSION_CEILING = 10**13 - 1
+LEGACY_BELOW = 5 * 10**12
+# The lowest position of all: every real entry sorts after it.
+BOTTOM = Entry(MIN_SCORE - 1, "")
+# Collection lists the due part of the journal by version prefixes: buckets of at least this
+# many milliseconds, and at most this many listings (wider buckets beyond).
+VERSION_BUCKET_DIGITS = 4
+VERSION_BUCKET = 10**VERSION_BUCKET_DIGITS
+MAX_PREFIXES = 24
+
+OpKind = Literal["add", "rem"]
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: OpKind
+    member: str
+    score: int | None = None
+    prev: int | None = None  # the member's score before this op, when known
+    # Older scores an index entry might still sit at (a move whose index write crashed).
+    also: tuple[int, ...] = ()
+
+    @staticmethod
+    def add(member: str, score: int, prev: int | None = None, also: tuple[int, ...] = ()) -> Op:
+        return Op("add", member, score, prev, also)
+
+    @staticmethod
+    def rem(member: str, prev: int | None = None, also: tuple[int, ...] = ()) -> Op:
+        return Op("rem", member, None, prev, also)
+
+    def to_json(self) -> list[object]:
+        tail: list[object] = []
+        if self.also:
+            tail = [self.prev, list(self.also)]
+        elif self.prev is not None:
+            tail = [self.prev]
+        if self.kind == "add":
+            return ["a", self.score, self.member, *tail]
+        return ["r", self.member, *tail]
+
+    @staticmethod
+    def from_json(raw: object) -> Op:
+        if isinstance(raw, list) and raw and raw[0] == "a" and 3 <= len(raw) <= 5:
+            score, member = raw[1], raw[2]
+            prev, also = _hints(raw[3:])
+            if is_int(score) and isinstance(member, str):
+                return Op.add(member, score, prev, also)
+        if isinstance(raw, list) and raw and raw[0] == "r" and 2 <= len(raw) <= 4:
+            member = raw[1]
+            prev, also = _hints(raw[2:])
+            if isinstance(member, str):
+                return Op.rem(member, prev, also)
+        raise ValueError(f"not a journal op: {raw!r}")
+
+    def positions(self) -> set[int]:
+        """Scores at which this op says the member is or was."""
+        return {s for s in (self.score, self.prev, *self.also) if s is not None}
+
+
+def _hints(tail: list[object]) -> tuple[int | None, tuple[int, ...]]:
+    prev = tail[0] if tail else None
+    also = tail[1] if len(tail) > 1 else []
+    if (prev is not None and not is_int(prev)) or not isinstance(also, list):
+        raise ValueError("bad position hints")
+    scores = tuple(s for s in also if is_int(s))
+    if len(scores) != len(also):
+        raise ValueError("bad position hints")
+    return (prev if is_int(prev) else None), scores
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    key: str
+    written_ms: int
+    ops: tuple[Op, ...] | None  # None: too big for metadata, read the value when needed
+    # Written before versions counted down (their clock counts up, and they list before every
+    # newer entry): a walk newest first cannot stop at them.
+    legacy: bool = False
+
+
+@dataclass(frozen=True)
+class Segment:
+    key: str
+    lo: Entry  # inclusive lower bound of the positions it covers
+    count: int
+    min_score: int
+    max_score: int
+
+    def to_json(self) -> list[object]:
+        return [self.key, self.lo.score, self.lo.member, self.count, self.min_score,
+                self.max_score]
+
+    @staticmethod
+    def from_json(raw: Any) -> Segment:
+        key, lo_score, lo_member, count, min_score, max_score = raw
+        return Segment(str(key), Entry(int(lo_score), str(lo_member)), int(count),
+                       int(min_score), int(max_score))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    segments: tuple[Segment, ...] = ()
+    garbage: tuple[tuple[str, int], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"segments": [s.to_json() for s in self.segments],
+                "garbage": [list(g) for g in self.garbage]}
+
+    @staticmethod
+    def from_json(raw: Any) -> Manifest:
+        return Manifest(tuple(Segment.from_json(s) for s in raw["segments"]),
+                        tuple((str(k), int(t)) for k, t in raw["garbage"]))
+
+
+@dataclass
+class Root:
+    head: SortedSet
+    # Read time of the last *full* pass: every journal entry written at or before
+    # ``at - settle_ms`` is folded (rule 1), wherever the reader is.
+    at: int = 0
+    manifest_key: str | None = None
+    head_lo: Entry = BOTTOM
+    # When the manifest's oldest garbage was retired (None: no garbage). Lets a compaction that
+    # touches only the head skip reading the manifest unless there is garbage to collect.
+    garbage_since: int | None = None
+    # Rule 5: the entries written at or before ``seen`` that the passes listed are folded; a
+    # reader trusts this only shortly after a full pass. None: a root from before rule 5.
+    seen: int | None = None
+    # Write time of the newest entry folded: entries in (at - settle_ms, newest] still wait for
+    # a full pass to confirm them.
+    newest: int = 0
+    # Write time of the oldest journal entry left when last looked (None: the journal was
+    # empty): lets a pass know when collection is due without listing the whole journal.
+    oldest: int | None = 0
+    # Names the pass that wrote this root, so that an isolate can remember which journal
+    # entries it saw folded in it (``Folded``). None: written before pass ids.
+    pass_id: str | None = None
+
+    def metadata(self) -> dict[str, object]:
+        """The root's KV metadata: ``at``, ``i``, ``v``, ``nf``, ``j``, then ``m``/``lo``/``g``
+        once a manifest exists."""
+        metadata: dict[str, object] = {"at": self.at}
+        if self.pass_id is not None:
+            metadata["i"] = self.pass_id
+        if self.seen is not None:
+            metadata["v"] = self.seen
+            metadata["nf"] = self.newest
+            if self.oldest is not None:
+                metadata["j"] = self.oldest
+        if self.manifest_key is not None:
+            metadata["m"] = self.manifest_key
+            metadata["lo"] = [self.head_lo.score, self.head_lo.member]
+            if self.garbage_since is not None:
+                metadata["g"] = self.garbage_since
+        return metadata
+
+    def unconfirmed(self, settle_ms: int) -> bool:
+        """Folded entries newer than the confirmed horizon: only a full pass can vouch for them."""
+        return self.newest > self.at - settle_ms
+
+
+def journal_prefix(index: str) -> str:
+    return f"{JOURNAL_PREFIX}{index}:"
+
+
+def parse_entries(raw: str | None) -> list[Entry]:
+    if raw is None:
+        return []
+    try:
+        items = json.loads(raw)
+    except (ValueError, RecursionError):
+        items = None
+    entries: list[Entry] = []
+    for item in items if isinstance(items, list) else [None]:
+        score: object = item.get("score") if isinstance(item, dict) else None
+        member: object = item.get("member") if isinstance(item, dict) else None
+        if not is_int(score) or not isinstance(member, str):
+            # Damaged by someone else: the journal (and a reindex) still know the truth, so
+            # serve what can be trusted rather than fail every read of this index.
+            return []
+        entries.append(Entry(score, member))
+    return entries
+
+
+def dump_entries(entries: Iterable[Entry]) -> str:
+    return dumps([e.to_json() for e in entries])
+
+
+def with_lo(segment: Segment, lo: Entry) -> Segment:
+    return Segment(segment.key, lo, segment.count, segment.min_score, segment.max_score)
+
+
+def int_field(metadata: dict[str, Any] | None, name: str) -> int:
+    value = (metadata or {}).get(name)
+    return value if is_int(value) else 0
+
+
+def metadata_pieces(ops: list[list[object]]) -> list[list[list[object]]]:
+    """``ops`` cut, in order, into pieces whose JSON fits in a journal key's metadata (a single
+    op too big for it forms a piece of its own, journaled in the value only)."""
+    pieces: list[list[list[object]]] = [[]]
+    size = 2  # the brackets
+    for op in ops:
+        op_size = len(dumps(op).encode("utf-8")) + 1  # and a comma
+        if pieces[-1] and size + op_size > METADATA_ROOM:
+            pieces.append([])
+            size = 2
+        pieces[-1].append(op)
+        size += op_size
+    return pieces
+
+
+def version_prefixes(low: int, high: int) -> list[str]:
+    """Decimal prefixes of the 13-digit versions in ``[low, high]``, ascending: the fewest
+    listings (at most ``MAX_PREFIXES``) that reach every key in the range, each rounded out to
+    whole buckets of at least ``VERSION_BUCKET`` (the keys beyond the range they also list are
+    the caller's to skip)."""
+    width = 13
+    bucket = VERSION_BUCKET
+    while True:
+        a, b = max(low, 0) // bucket, max(high, low, 0) // bucket
+        digits = width - len(str(bucket)) + 1
+        prefixes: list[str] = []
+        while a <= b and len(prefixes) <= MAX_PREFIXES:
+            size = 1  # the largest aligned block of buckets starting at a that fits
+            while a % (size * 10) == 0 and a + size * 10 - 1 <= b and size * 10 <= 10**digits:
+                size *= 10
+            length = digits - len(str(size)) + 1
+            prefixes.append(f"{a // size:0{length}d}" if length else "")
+            a += size
+        if len(prefixes) <= MAX_PREFIXES:
+            return prefixes
+        bucket *= 10
+
+
+def parse_ops(raw: object) -> tuple[Op, ...] | None:
+    if not isinstance(raw, list):
+        return None
+    try:
+        return tuple(Op.from_json(item) for item in raw)
+    except ValueError:
+        return None
+
+
+# -- message records and plans ---------------------------------------------------------------
+
+
+def message_key(message_id: str) -> str:
+    return f"{MESSAGE_PREFIX}{message_id}"
+
+
+def intent_key(subject: str) -> str:
+    """Where a delete of ``chat:{id}`` (or an erase of an index) writes its plan ahead."""
+    return f"{INTENT_PREFIX}{subject}"
+
+
+def record_metadata(message: dict[str, Any], history: tuple[int, ...] = ()) -> dict[str, Any]:
+    """A message record's metadata: owner, conversation and position, so that listings and
+    deletes need not parse the record. Absent fields are omitted rather than null."""
+    metadata: dict[str, Any] = {"u": message["user_id"], "s": message["timestamp"]}
+    if message.get("conversation_id") is not None:
+        metadata["c"] = message["conversation_id"]
+    if history:
+        metadata["p"] = list(history)
+    return metadata
+
+
+def record_history(metadata: dict[str, Any] | None, keep: int) -> tuple[int, ...]:
+    """The earlier positions a record's metadata names (at most ``keep``, newest first)."""
+    raw = (metadata or {}).get("p")
+    history = raw if isinstance(raw, list) else []
+    return tuple(s for s in history if is_int(s))[:keep]
+
+
+# -- the journal -----------------------------------------------------------------------------
+
+
+def journal_key(index: str, now_ms: int, seq: int, suffix: str) -> str:
+    """A journal piece's key: its version counts down from the clock (so a listing is newest
+    first), then ``seq`` (a per-isolate counter, counting down too) and random ``suffix``."""
+    return f"{journal_prefix(index)}{VERSION_CEILING - now_ms:013d}-{seq:06x}{suffix}"
+
+
+def journal_key_time(key: str, prefix: str, metadata: dict[str, Any] | None) -> tuple[int, bool]:
+    """When a listed journal piece was written, and whether its key is of the previous
+    release's (ascending) format."""
+    digits = key[len(prefix) : len(prefix) + 13]
+    version = int(digits) if digits.isdigit() else VERSION_CEILING
+    legacy = version < LEGACY_BELOW
+    written = int_field(metadata, "t")
+    if not written:  # fall back to the clock part of the version
+        written = version if legacy else VERSION_CEILING - version
+    return written, legacy
+
+
+def decode_root(value: str | None, meta: dict[str, Any] | None) -> Root:
+    """A root as stored (``None``: no root yet, so nothing folded and nothing to collect)."""
+    if value is None:
+        return Root(SortedSet(), oldest=None)
+    meta = meta or {}
+    head = SortedSet.from_sorted(parse_entries(value))
+    manifest_key = meta.get("m")
+    lo = meta.get("lo")
+    head_lo = BOTTOM
+    if isinstance(lo, list) and len(lo) == 2 and is_int(lo[0]) and isinstance(lo[1], str):
+        head_lo = Entry(lo[0], lo[1])
+    garbage_since = meta.get("g")
+    at = int_field(meta, "at")
+    seen = meta.get("v")
+    if not is_int(seen):
+        # A root from before rule 5: nothing is trusted, everything may need collecting.
+        return Root(head, at, manifest_key if isinstance(manifest_key, str) else None,
+                    head_lo, garbage_since if is_int(garbage_since) else None,
+                    seen=None, newest=at, oldest=0)
+    oldest = meta.get("j")
+    pass_id = meta.get("i")
+    return Root(head, at, manifest_key if isinstance(manifest_key, str) else None, head_lo,
+                garbage_since if is_int(garbage_since) else None, seen=seen,
+                newest=int_field(meta, "nf"), oldest=oldest if is_int(oldest) else None,
+                pass_id=pass_id if isinstance(pass_id, str) else None)
