@@ -4,21 +4,10 @@ Messages are records at ``chat:{id}``, listed through the sorted-set indexes of 
 conversation (``index``); the keys and codecs are in ``kvformat``, the argument for the write
 order below in ``docs/design.md``.
 
-Write order keeps every crash point harmless: a crash can only leave *extra or stale* index
-entries, never a live message that its indexes (and so listings, counts after repair, and erase)
-cannot find. A new message's index entries are journaled before its record is written (a crash
-leaves entries whose record never came, which readers skip, and a replay of the create writes
-both again); a deleted message's record goes before its index entries (readers skip entries
-whose record is gone); a moved message's record remembers its previous timestamps in KV
-metadata (``"p"``), so later ops still find an entry a crashed move left behind.
-
-Nothing is corrected on the word of a read: at the edge a record read may be a cached miss or a
-stale copy, and a correction journaled from it could outlive a delete or a re-create made
-elsewhere. Leftovers of crashes go with the client's retry, the next erase of the scope (which
-finishes plans left behind) or a reindex. Races are settled where they happen: an erase leaves
-alone the entries of a create still in flight, a re-create waits for a delete of the same id,
-and a move that sees a later put journals that put's position. Index compaction is handed to
-``defer`` so it runs after the response.
+Write order keeps every crash point harmless (a crash leaves extra or stale index entries, never
+a live message that no index can find), nothing is corrected on the word of a read, and races
+are settled where they happen (``docs/design.md`` §3 has the argument). Index compaction is
+handed to ``defer`` so it runs after the response.
 """
 
 from __future__ import annotations

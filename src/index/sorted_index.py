@@ -34,50 +34,9 @@ and rewriting one array per append costs O(history). An index is therefore kept 
     score (``prev``) and older ones (``also``, from the message record), so a pass knows which
     segment to rewrite without searching them all.
 
-Rules, with ``S`` = ``settle_ms`` (how long a put may take to show in every location's listings
-and how stale a cached read may be; KV says 60 s "or more", the default is 120 s),
-``M`` = ``MAX_COMPACTION_MS``, ``P`` = ``put_ms`` (how long after its clock reading a put is
-listed where it was made) and ``F`` = ``full_pass_ms``:
-
-1. Journal entry ``j`` (written at ``t_j``) is *confirmed* in a root iff ``t_j + S <= root.at``.
-   A full pass read the root at ``at`` and then listed the journal down to the previous
-   root's horizon, so it saw every entry with ``t_j <= at - S`` and the root it writes holds
-   every entry it claims. Readers apply the entries above their horizon on top of the root,
-   latest op per member winning; replays are harmless.
-2. A pass writes only if it finishes within ``M`` of its read, so a slow compactor cannot
-   replace a newer root with a much older one. Segments and manifests are never modified, only
-   replaced, so an older root still points at a complete, consistent older state.
-3. Journal entry ``j`` is deleted only by a full pass that read, at ``r >= t_j + 2S + M + F``,
-   a root confirming ``j``. A root *not* confirming ``j`` has ``at < t_j + S``, and since a
-   pass that is not full runs only within ``F`` of its root's ``at`` (rule 5), it was written
-   before ``t_j + S + F + M``; any root written after ``r - M`` confirms ``j``; and a cached read
-   at ``r`` cannot hide a newer non-confirming root, which would have been written after
-   ``r - S``. So once deleted, ``j`` is in every root anyone can read or write. Steady traffic
-   does not delay this: it depends on the entry's age, not the root's.
-4. A replaced segment or manifest goes on the new manifest's garbage list and is deleted only
-   ``2S + 2M`` later, by the same argument: no root that references it can be read or written
-   any more. A stale compactor that overwrites a root can leak the objects that root made
-   (never lose data); ``reindex`` rebuilds from the message records.
-5. *Bounded reads.* Listing everything since ``at - S`` costs as much as the writes of the last
-   ``S``, so passes also vouch for less: a pass that read at ``r`` folds what it listed and
-   sets ``v = r - P``, and one whose root's ``at`` is less than ``F`` old lists only past the
-   root's ``v``. Where the writing location lists its own puts within ``P`` (``wrangler dev``;
-   usually the edge), every entry at or below ``v`` was seen; a put listed later (another
-   location's, a lagging one) is confirmed by the next full pass, which runs once ``at`` is
-   ``F`` old. Readers trust ``v`` only while ``at`` is younger than ``2F`` and list down to
-   ``at - S`` otherwise: so a read may miss a put only if the put became listable after the
-   root's last full pass, at most ``2F`` before the read; nothing is lost, since rules 1-4 do
-   not depend on ``v``. A reader applies at most ``MAX_READ_ENTRIES`` entries (newest first);
-   a pass reads uncapped and never claims what it did not list.
-
-Per request, a read touches the root, one short journal listing, and only the manifest and
-segments its range overlaps; a pass rewrites the root and at most the few segments its ops
-touch. When the head outgrows ``head_max`` it spills into the newest segment (split in two once
-that passes ``segment_max``), so segments stay between half and all of ``segment_max`` and the
-manifest stays short. Passes run after writes and reads (deferred past the response, and paced
-by ``index.pacer``); a failed or rate-limited root write is harmless because the journal
-still holds everything. Segments and manifests being immutable, an isolate may keep parsed
-copies (``object_cache``).
+The rules that keep this correct at the edge (rules 1-5: when an entry is confirmed, when a
+pass may write, when anything may be deleted, what a reader may trust) and the argument for
+each are in ``docs/design.md``; the code names them.
 """
 
 from __future__ import annotations
