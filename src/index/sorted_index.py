@@ -1,42 +1,15 @@
 """Sorted-set indexes in Workers KV: no lost write under concurrency, bounded cost at any size.
 
-KV has no atomic update, so a read-modify-write of one key loses updates when requests race,
-and rewriting one array per append costs O(history). An index is therefore kept LSM-style:
-
-``{index}`` (e.g. ``user:chat:alice``), the *root*
-    The seed's layout, which other systems read: a JSON array of ``{"score", "member"}`` in
-    sorted-set order, holding the *newest* entries (at most ``head_max``). Its KV metadata
-    ``{"at", "i", "v", "nf", "j", "m", "lo", "g"}`` says when the last *full* pass began reading
-    (``at``: rule 1), which pass wrote it (``i``, random: an isolate remembers which journal
-    entries it saw in the roots its passes wrote, and a full pass does not look those up again),
-    what the passes since have vouched for (``v``: rule 5), the write times of
-    the newest entry folded and of the oldest journal entry left (``nf``, ``j``: when confirming
-    and collecting are due), where the older entries are (manifest ``m``), the lowest position
-    the head covers (``lo``) and when the manifest's oldest garbage was retired (``g``, so a
-    pass that changes only the head need not read the manifest). A reader that knows only the
-    seed's format sees the newest entries, in order.
-
-``idx:seg:{index}:{version}``, immutable *segments*
-    Older entries, each segment a JSON array like the head covering one contiguous range of
-    positions (``(score, member)`` order), at most ``segment_max`` entries.
-
-``idx:man:{index}:{version}``, immutable *manifests*
-    ``{"segments": [[key, lo_score, lo_member, count, min_score, max_score], ...],
-    "garbage": [[key, since_ms], ...]}``: the segments in order, with per-segment counts so that
-    a count never reads the segments it covers wholly.
-
-``idx:log:{index}:{version}``, the *journal*
-    Immutable, uniquely named keys written before a write is acknowledged, each holding a piece
-    of a mutation batch small enough for KV metadata (``{"t": ms, "ops": [...]}``, the ops also
-    in the value): a listing carries every op, so no reader reads a journal value. ``version``
-    counts down from the writer's clock, so a prefix listing is newest first and a reader stops
-    at its *horizon*, a page at a time. Ops that move or remove a member carry its previous
-    score (``prev``) and older ones (``also``, from the message record), so a pass knows which
-    segment to rewrite without searching them all.
-
-The rules that keep this correct at the edge (rules 1-5: when an entry is confirmed, when a
-pass may write, when anything may be deleted, what a reader may trust) and the argument for
-each are in ``docs/design.md``; the code names them.
+KV has no atomic update, so an index is kept LSM-style: a *root* (the newest entries, in the
+seed's format, with the pass's stamps in its metadata), immutable *segments* listed by immutable
+*manifests*, and a *journal* of immutable keys written before a write is acknowledged (what is
+where: ``kvformat``). Writers only journal (:meth:`IndexStore.record`); readers merge the root
+with the journal above their horizon (:meth:`IndexStore.read` gives an :class:`IndexView` with
+Redis-style ``zrange_by_score``/``zcount``); passes fold the journal into new roots and segments
+after the response (:meth:`IndexStore.compact`) and collect what no root can need any more.
+The rules they follow (1-5: when an entry is confirmed, when a pass may write, when anything
+may be deleted, what a reader may trust) and why they hold at the edge are in
+``docs/design.md``; the code names them.
 """
 
 from __future__ import annotations
