@@ -26,12 +26,11 @@ from auth.access import (
     REFETCH_MIN_INTERVAL_SECONDS,
     AccessClaims,
     AccessVerifier,
-    PurePythonRsaVerifier,
     access_certs_url,
     rsa_public_numbers,
-    rsassa_pkcs1_v15_sha256_verify,
 )
 from auth.hs256 import InvalidToken
+from rsa_reference import PurePythonRsaVerifier, rsassa_pkcs1_v15_sha256_verify
 
 ISSUER = "https://team.cloudflareaccess.com"
 AUD = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2"

@@ -29,9 +29,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from app_harness import TOKEN, AppHarness, Reply, ids, message_body
-from auth.access import AccessVerifier, PurePythonRsaVerifier, access_certs_url
+from auth.access import AccessVerifier, access_certs_url
 from auth.hs256 import sign_hs256
 from config import Config
+from rsa_reference import PurePythonRsaVerifier
 from web.cors import ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS
 
 JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"  # >= 32 bytes, as HS256 requires

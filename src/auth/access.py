@@ -10,8 +10,8 @@ the tests and in Pyodide in the Worker:
 
 * :class:`JwksFetcher` downloads the team's key set (``entry.py`` uses the Workers ``fetch``).
 * :class:`RsaVerifier` checks one RSASSA-PKCS1-v1_5/SHA-256 signature. In the Worker that is
-  WebCrypto (``crypto.subtle``); :class:`PurePythonRsaVerifier` is the reference implementation
-  used by the tests and as a fallback.
+  WebCrypto (``crypto.subtle``); the tests use a pure-Python reference
+  (``tests/rsa_reference.py``).
 
 Why each check (RFC 8725, the JWT BCP, as in ``auth/hs256.py``):
 
@@ -37,8 +37,6 @@ Why each check (RFC 8725, the JWT BCP, as in ``auth/hs256.py``):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
 from collections.abc import Callable
@@ -60,11 +58,9 @@ __all__ = [
     "AccessClaims",
     "AccessVerifier",
     "JwksFetcher",
-    "PurePythonRsaVerifier",
     "RsaVerifier",
     "access_certs_url",
     "rsa_public_numbers",
-    "rsassa_pkcs1_v15_sha256_verify",
 ]
 
 log = logging.getLogger("chat_store.access")
@@ -82,7 +78,6 @@ _MAX_KID_CHARS = 256
 _ISSUER = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
 # DER of DigestInfo{ AlgorithmIdentifier{ id-sha256, NULL }, OCTET STRING (32 bytes) } without
 # the digest itself (RFC 8017 §9.2, note 1).
-_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
 
 class RsaVerifier(Protocol):
@@ -154,36 +149,6 @@ def rsa_public_numbers(jwk: dict[str, Any]) -> tuple[int, int]:
     if not 3 <= e <= _MAX_PUBLIC_EXPONENT or e % 2 == 0:
         raise ValueError("RSA public exponent must be odd and in 3..2**31-1")
     return n, e
-
-
-def rsassa_pkcs1_v15_sha256_verify(n: int, e: int, message: bytes, signature: bytes) -> bool:
-    """RFC 8017 §8.2.2 with EMSA-PKCS1-v1_5 (§9.2) and SHA-256.
-
-    The expected encoded message is built and compared byte for byte, rather than parsed out of
-    the decrypted signature: parsing verifiers are what Bleichenbacher's 2006 forgery (short
-    padding, garbage after the digest, lax DigestInfo) exploited.
-    """
-    k = (n.bit_length() + 7) // 8
-    if len(signature) != k:  # §8.2.2 step 1: exactly k octets, no stripped leading zeros
-        return False
-    s = int.from_bytes(signature, "big")
-    if s >= n:  # RSAVP1 step 1: signature representative out of range
-        return False
-    encoded = pow(s, e, n).to_bytes(k, "big")
-    t = _SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
-    # k >= 256 (2048-bit floor) so the 0xFF padding is always far longer than the 8-byte minimum.
-    expected = b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t
-    return hmac.compare_digest(encoded, expected)
-
-
-class PurePythonRsaVerifier:
-    """:class:`RsaVerifier` in plain Python: a public-key check is one ``pow`` with e = 65537,
-    cheap enough even in Pyodide, and needs no dependency. Raises ValueError for a weak or
-    malformed key (the caller turns that into InvalidToken)."""
-
-    async def verify(self, jwk: dict[str, Any], signing_input: bytes, signature: bytes) -> bool:
-        n, e = rsa_public_numbers(jwk)
-        return rsassa_pkcs1_v15_sha256_verify(n, e, signing_input, signature)
 
 
 def _usable_key(entry: object) -> tuple[str, _Key] | None:

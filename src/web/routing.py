@@ -9,7 +9,6 @@ another method (so the caller answers 405 with ``Allow``), or not found at all.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, TypeVar
@@ -123,4 +122,3 @@ class Router(Generic[Handler]):
         return Match(MatchKind.NONE)
 
 
-AsyncHandler = Callable[..., Awaitable[Response]]
