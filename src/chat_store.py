@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from cursor import CursorCodec, CursorScope
 from errors import Conflict, NotFound, StorageUnavailable
 from ids import new_ulid
 from index.pacer import CompactionPacer
-from index.sorted_index import IndexObjects, IndexStore, IndexView, Layout
+from index.sorted_index import Defer, IndexObjects, IndexStore, IndexView, Layout
 from index.sortedset import Entry
 from jsonutil import dumps, is_int
 from kvformat import (
@@ -51,7 +51,6 @@ MAX_POSITION_HISTORY = 4
 # 900 list calls scan 900,000 message keys and still leave room in the 1,000-op budget.
 MAX_REINDEX_PAGES = 900
 
-Defer = Callable[[Awaitable[object]], None]
 Message = dict[str, Any]
 ScopeKind = Literal["user", "conversation"]
 
@@ -122,12 +121,10 @@ class ChatStore:
     ) -> None:
         self._kv = kv
         self._clock_ms = clock_ms
-        self._defer = defer
         layout = Layout(config.index_head_max, config.index_head_keep, config.index_segment_max)
-        self._indexes = IndexStore(kv, clock_ms, config.journal_settle_ms, layout, index_objects)
+        self._indexes = IndexStore(kv, clock_ms, config.journal_settle_ms, layout, index_objects,
+                                   defer=defer, pacer=pacer)
         self._cursors = CursorCodec(cursor_secret)
-        # Without the isolate's pacer, compact after every write (interval 0).
-        self._pacer = pacer or CompactionPacer(interval_ms=0)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -160,25 +157,7 @@ class ChatStore:
     async def _journal(self, ops_by_index: dict[str, list[Op]]) -> None:
         await asyncio.gather(*(self._indexes.record(i, ops) for i, ops in ops_by_index.items()))
         for index in ops_by_index:
-            self._compact_soon(index)
-
-    def _compact_soon(self, index: str, view: IndexView | None = None) -> None:
-        """Hand a compaction of ``index`` to ``defer``, paced: now (of ``view`` if given),
-        later, or not at all when one is already scheduled that will fold this too."""
-        delay = self._pacer.plan(index, self._clock_ms())
-        if delay == 0 and view is not None:
-            self._defer(self._indexes.compact(view))
-        elif delay is not None:
-            self._defer(self._compact(index, delay))
-
-    async def _compact(self, index: str, delay_ms: int = 0) -> None:
-        if delay_ms:
-            await self._pacer.wait(index, delay_ms, self._clock_ms)
-        try:
-            view = await self._indexes.read(index, trust=None, cap=False)
-        except StorageUnavailable:
-            return  # background work: the next write or read compacts instead
-        await self._indexes.compact(view)
+            self._indexes.after_write(index)
 
     async def create(self, draft: MessageDraft) -> tuple[Message, bool]:
         """Store a message; returns it and whether it was new (False: an identical replay)."""
@@ -411,8 +390,7 @@ class ChatStore:
 
     async def _view(self, scope: Scope) -> IndexView:
         view = await self._indexes.read(scope.index)
-        if self._indexes.wants_compaction(view):
-            self._compact_soon(scope.index, view)
+        self._indexes.after_read(view)
         return view
 
     async def _fetch(self, members: Iterable[str]) -> list[Stored | None]:
@@ -494,8 +472,7 @@ class ChatStore:
         # Listed down to the confirmed horizon: every entry journaled within the settle time is
         # known to be recent, so a create still in flight is recognised below.
         view = await self._indexes.read(scope.index, trust=False, cap=False)
-        if self._indexes.wants_compaction(view):
-            self._compact_soon(scope.index, view)
+        self._indexes.after_read(view)
         entries = await view.zrange_by_score(limit=MAX_ERASE_PER_REQUEST + 1)
         more = len(entries) > MAX_ERASE_PER_REQUEST
         entries = entries[:MAX_ERASE_PER_REQUEST]

@@ -19,11 +19,12 @@ import itertools
 import json
 import secrets
 from bisect import bisect_right
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from errors import StorageUnavailable
 from index.object_cache import ObjectCache
+from index.pacer import CompactionPacer
 from index.sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 from jsonutil import dumps
 from kvformat import (
@@ -245,6 +246,8 @@ class Folded:
 
 
 IndexObjects = ObjectCache[SortedSet | Manifest | Folded]
+# Runs work after the response (``ctx.waitUntil``); in tests, a list to drain.
+Defer = Callable[[Awaitable[object]], None]
 
 
 class IndexStore:
@@ -255,7 +258,8 @@ class IndexStore:
 
     def __init__(
         self, kv: KVStore, clock_ms: Callable[[], int], settle_ms: int,
-        layout: Layout | None = None, cache: IndexObjects | None = None,
+        layout: Layout | None = None, cache: IndexObjects | None = None, *,
+        defer: Defer | None = None, pacer: CompactionPacer | None = None,
     ) -> None:
         if settle_ms < MIN_SETTLE_MS:
             raise ValueError(f"settle_ms must be at least {MIN_SETTLE_MS} (slower than any put)")
@@ -264,6 +268,40 @@ class IndexStore:
         self._settle_ms = settle_ms
         self.layout = layout or Layout()
         self._cache = cache
+        self._defer = defer
+        # Without the isolate's pacer, compact after every write (interval 0).
+        self._pacer = pacer if pacer is not None else CompactionPacer(interval_ms=0)
+
+    # -- when to compact --------------------------------------------------------------------
+
+    def after_write(self, index: str) -> None:
+        """Call after journaling to ``index``: schedules the compaction that folds it (paced)."""
+        self._compact_soon(index)
+
+    def after_read(self, view: IndexView) -> None:
+        """Call with a view a request read: compacts (from it, if now) when it shows work."""
+        if self.wants_compaction(view):
+            self._compact_soon(view.index, view)
+
+    def _compact_soon(self, index: str, view: IndexView | None = None) -> None:
+        """Hand a compaction of ``index`` to ``defer``, paced: now (of ``view`` if given),
+        later, or not at all when one is already scheduled that will fold this too."""
+        if self._defer is None:
+            return
+        delay = self._pacer.plan(index, self._clock_ms())
+        if delay == 0 and view is not None:
+            self._defer(self.compact(view))
+        elif delay is not None:
+            self._defer(self._compact_later(index, delay))
+
+    async def _compact_later(self, index: str, delay_ms: int = 0) -> None:
+        if delay_ms:
+            await self._pacer.wait(index, delay_ms, self._clock_ms)
+        try:
+            view = await self.read(index, trust=None, cap=False)
+        except StorageUnavailable:
+            return  # background work: the next write or read compacts instead
+        await self.compact(view)
 
     def _new_version(self, now_ms: int) -> str:
         # Milliseconds first for time order; a per-isolate counter and random bits for unicity.

@@ -18,7 +18,7 @@ from typing import Any
 from auth.access import AccessVerifier
 from auth.hs256 import JWTSettings
 from auth.principal import Authenticator, Principal
-from chat_store import ChatStore, Defer, Scope
+from chat_store import ChatStore, Scope
 from config import Config
 from errors import (
     AuthNotConfigured,
@@ -39,7 +39,7 @@ from generated.openapi_spec import OPENAPI
 from ids import is_valid_id
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
-from index.sorted_index import IndexObjects
+from index.sorted_index import Defer, IndexObjects
 from jsonutil import dumps, loads_strict
 from storage.kv import KVStore
 from validation import MessageDraft, Validator, count_query, range_query
