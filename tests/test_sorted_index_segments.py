@@ -351,11 +351,11 @@ def test_a_full_pass_does_not_refold_an_import_already_in_place() -> None:
         h.clock.now_ms += h.store.full_pass_ms  # still inside the settle time: all listed again
         view = await h.store.read(INDEX, trust=False, cap=False)
         assert view.full and view.unfolded == 300
-        assert await h.store._pending(view) == set()
+        assert await h.store.compactor._pending(view) == set()
         await h.store.record(INDEX, [Op.add("chat:m007", 1_000, prev=7)])  # one real move
         h.model["chat:m007"] = 1_000
         view = await h.store.read(INDEX, trust=False, cap=False)
-        assert await h.store._pending(view) == {"chat:m007"}
+        assert await h.store.compactor._pending(view) == {"chat:m007"}
         assert await h.store.compact(view)
         await h.check(0, 1_000, 40)
 

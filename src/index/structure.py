@@ -1,0 +1,121 @@
+"""An index's stored structure: its root, manifests and segments, read through the isolate's
+cache of parsed immutable objects, and what this isolate knows its own roots show."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from errors import StorageUnavailable
+from index.object_cache import ObjectCache
+from index.rules import HINT_MARGIN_MS, Timing
+from index.sortedset import SortedSet
+from jsonutil import dumps
+from kvformat import MANIFEST_PREFIX, Manifest, Root, Segment, decode_root, parse_entries
+from storage.kv import KVStore
+
+if TYPE_CHECKING:
+    from index.view import IndexView
+
+FOLDED_PREFIX = "folded:"  # per-isolate cache keys only, never stored in KV
+_counter = itertools.count()
+
+
+def new_version(now_ms: int) -> str:
+    """A fresh object version: milliseconds first for time order, a per-isolate counter and
+    random bits for unicity."""
+    return f"{now_ms:013d}-{next(_counter) & 0xFFFFFF:06x}{secrets.token_hex(5)}"
+
+
+@dataclass(frozen=True)
+class Folded:
+    """Journal entries (key -> write time) whose ops one root shows: a pass of this isolate
+    wrote that root after seeing them, or found them all in place in it. Facts about an
+    immutable root's content, so never stale; a root written by anyone else has another
+    ``pass_id`` and is checked in full."""
+
+    pass_id: str
+    entries: dict[str, int]
+
+
+IndexObjects = ObjectCache[SortedSet | Manifest | Folded]
+
+
+class Structure:
+    """Reads and writes roots, manifests and segments; ``cache`` (one per isolate) keeps parsed
+    segments and manifests, which are immutable, and ``Folded`` facts about roots."""
+
+    def __init__(self, kv: KVStore, timing: Timing, cache: IndexObjects | None = None) -> None:
+        self._kv = kv
+        self._timing = timing
+        self._cache = cache
+
+    async def root(self, index: str) -> Root:
+        stored = await self._kv.get_with_metadata(index)
+        return decode_root(None, None) if stored is None else decode_root(stored.value,
+                                                                          stored.metadata)
+
+    async def manifest(self, key: str | None) -> Manifest:
+        if key is None:
+            return Manifest()
+        cached = self._cache.get(key) if self._cache is not None else None
+        if isinstance(cached, Manifest):
+            return cached
+        raw = await self._kv.get(key)
+        if raw is None:  # only a bug or a manual deletion gets here; retrying may help
+            raise StorageUnavailable(detail="index manifest is missing; run a reindex")
+        manifest = Manifest.from_json(json.loads(raw))
+        self.remember(key, manifest)
+        return manifest
+
+    async def segment(self, key: str) -> SortedSet:
+        """A segment, shared with other requests of this isolate: never modify it."""
+        cached = self._cache.get(key) if self._cache is not None else None
+        if isinstance(cached, SortedSet):
+            return cached
+        raw = await self._kv.get(key)
+        if raw is None:
+            raise StorageUnavailable(detail="index segment is missing; run a reindex")
+        segment = SortedSet.from_sorted(parse_entries(raw))
+        self.remember(key, segment)
+        return segment
+
+    def remember(self, key: str, value: SortedSet | Manifest | Folded) -> None:
+        if self._cache is not None:
+            if isinstance(value, Manifest):
+                weight = len(value.segments)
+            elif isinstance(value, Folded):
+                weight = len(value.entries)
+            else:
+                weight = len(value)
+            self._cache.put(key, value, weight)
+
+    def folded_in(self, root: Root, index: str) -> dict[str, int]:
+        """The journal entries this isolate knows ``root`` shows (see ``Folded``)."""
+        if root.pass_id is None or self._cache is None:
+            return {}
+        known = self._cache.get(f"{FOLDED_PREFIX}{index}")
+        return known.entries if isinstance(known, Folded) and known.pass_id == root.pass_id else {}
+
+    def remember_folded(self, view: IndexView, root: Root) -> None:
+        """``root`` (the view's, or the one a pass over it wrote) shows every listed entry, and
+        what was known of the view's root. Entries below the confirmed horizon (and its hint
+        margin) are no longer listed by any pass, so they are forgotten."""
+        if root.pass_id is None:
+            return
+        floor = root.at - self._timing.settle_ms - HINT_MARGIN_MS
+        entries = {k: t for k, t in self.folded_in(view.root, view.index).items() if t > floor}
+        entries.update((j.key, j.written_ms) for j in view.journal if j.written_ms > floor)
+        self.remember(f"{FOLDED_PREFIX}{view.index}", Folded(root.pass_id, entries))
+
+    async def write_manifest(
+        self, index: str, segments: list[Segment], garbage: list[tuple[str, int]], now: int
+    ) -> str:
+        key = f"{MANIFEST_PREFIX}{index}:{new_version(now)}"
+        manifest = Manifest(tuple(segments), tuple(garbage))
+        await self._kv.put(key, dumps(manifest.to_json()))
+        self.remember(key, manifest)
+        return key
