@@ -121,7 +121,7 @@ class Compactor:
         its final state (at its final score, or absent if removed) surely has nothing."""
         head, head_lo = view.root.head, view.root.head_lo
         for member, final in view.overlay.items():
-            in_head_range = all(Entry(s, member) >= head_lo for s in view.positions[member])
+            in_head_range = all(Entry(s, member) >= head_lo for s in view.positions_of(member))
             shown = (member not in head if final is None
                      else head.score(member) == final.score)
             if not (in_head_range and shown):
@@ -142,7 +142,7 @@ class Compactor:
                    if known else view.overlay.keys())
         for member in unknown:
             final = view.overlay[member]
-            for score in {*view.positions[member], *([final.score] if final else [])}:
+            for score in {*view.positions_of(member), *([final.score] if final else [])}:
                 container = await view.load(await view.container_of(Entry(score, member)))
                 wanted = final is not None and score == final.score
                 if (container.score(member) == score) != wanted:
@@ -151,7 +151,7 @@ class Compactor:
         return pending
 
     async def _fold(self, view: IndexView, pending: set[str], oldest: int | None) -> bool:
-        positions = {m: set(s) for m, s in view.positions.items() if m in pending}
+        positions = {m: set(view.positions_of(m)) for m in view.overlay if m in pending}
         # Every container that holds or will hold a pending member, by identity.
         touched: dict[str | None, SortedSet] = {}
         for member, scores in positions.items():

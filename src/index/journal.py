@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from index.rules import FIRST_PAGE, MAX_GC_DELETES, MAX_PROBES, Timing
+from index.structure import Structure
 from jsonutil import dumps
 from kvformat import (
     METADATA_ROOM,
@@ -38,8 +39,11 @@ _counter = itertools.count()
 class Journal:
     """Writes journal pieces, lists them newest first, and deletes the collectable ones."""
 
-    def __init__(self, kv: KVStore, clock_ms: Callable[[], int], timing: Timing) -> None:
+    def __init__(
+        self, kv: KVStore, clock_ms: Callable[[], int], timing: Timing, structure: Structure
+    ) -> None:
         self._kv = kv
+        self._structure = structure  # its cache keeps parsed ops
         self._clock_ms = clock_ms
         self._timing = timing
 
@@ -109,7 +113,8 @@ class Journal:
             for key in page.keys:
                 written, legacy = journal_key_time(key.name, prefix, key.metadata)
                 raw_ops = (key.metadata or {}).get("ops") if with_ops else None
-                ops = parse_ops(raw_ops) if raw_ops is not None else None
+                ops = (self._structure.journal_ops(key.name, raw_ops) if raw_ops is not None
+                       else None)
                 yield JournalEntry(key.name, written, ops, legacy)
             if page.list_complete or not page.cursor:
                 return

@@ -82,7 +82,7 @@ class IndexStore:
         # Without the isolate's pacer, compact after every write (interval 0).
         self._pacer = pacer if pacer is not None else CompactionPacer(interval_ms=0)
         self._structure = Structure(kv, self._timing, cache)
-        self._journal = Journal(kv, clock_ms, self._timing)
+        self._journal = Journal(kv, clock_ms, self._timing, self._structure)
         self._reshaper = Reshaper(kv, clock_ms, self._timing, self.layout, self._structure)
         self.compactor = Compactor(kv, clock_ms, self._timing, self.layout, self._structure,
                                    self._journal, self._reshaper, self._reread)

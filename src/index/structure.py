@@ -14,7 +14,16 @@ from index.object_cache import ObjectCache
 from index.rules import HINT_MARGIN_MS, Timing
 from index.sortedset import SortedSet
 from jsonutil import dumps
-from kvformat import MANIFEST_PREFIX, Manifest, Root, Segment, decode_root, parse_entries
+from kvformat import (
+    MANIFEST_PREFIX,
+    Manifest,
+    Op,
+    Root,
+    Segment,
+    decode_root,
+    parse_entries,
+    parse_ops,
+)
 from storage.kv import KVStore
 
 if TYPE_CHECKING:
@@ -41,7 +50,9 @@ class Folded:
     entries: dict[str, int]
 
 
-IndexObjects = ObjectCache[SortedSet | Manifest | Folded]
+# Also the parsed ops of journal pieces (uniquely named, never changed): a full pass lists the
+# whole settle window again every few seconds, a whole import's ops after one.
+IndexObjects = ObjectCache[SortedSet | Manifest | Folded | tuple[Op, ...]]
 
 
 class Structure:
@@ -83,7 +94,7 @@ class Structure:
         self.remember(key, segment)
         return segment
 
-    def remember(self, key: str, value: SortedSet | Manifest | Folded) -> None:
+    def remember(self, key: str, value: SortedSet | Manifest | Folded | tuple[Op, ...]) -> None:
         if self._cache is not None:
             if isinstance(value, Manifest):
                 weight = len(value.segments)
@@ -92,6 +103,17 @@ class Structure:
             else:
                 weight = len(value)
             self._cache.put(key, value, weight)
+
+    def journal_ops(self, key: str, raw: object) -> tuple[Op, ...] | None:
+        """The ops of the journal piece ``key`` (``raw``: its metadata's ops), parsed once per
+        isolate."""
+        cached = self._cache.get(key) if self._cache is not None else None
+        if isinstance(cached, tuple):
+            return cached
+        ops = parse_ops(raw)
+        if ops is not None:
+            self.remember(key, ops)
+        return ops
 
     def folded_in(self, root: Root, index: str) -> dict[str, int]:
         """The journal entries this isolate knows ``root`` shows (see ``Folded``)."""

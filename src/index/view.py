@@ -38,29 +38,48 @@ class IndexView:
         self.horizon = horizon
         self.truncated = truncated
         self.legacy = legacy  # the listing met entries of the previous release's key format
-        unfolded_ops = [op for entry in window for op in entry.ops or ()]
-        self.unfolded = len(unfolded_ops)
-        self._touched_ms = {op.member: entry.written_ms for entry in window
-                            for op in entry.ops or ()}
+        self.unfolded = 0
+        self._touched_ms: dict[str, int] = {}
         self.overlay: dict[str, Entry | None] = {}
-        self.positions: dict[str, set[int]] = {}
-        for op in unfolded_ops:
-            self.overlay[op.member] = (
-                Entry(op.score, op.member) if op.kind == "add" and op.score is not None else None
-            )
-            self.positions.setdefault(op.member, set()).update(op.positions())
-        # ``prev`` is only a hint, and two racing writers may send the same stale one. Folded
-        # ops just below the horizon name where an earlier move put the member, and the head
-        # says where it sits if it is there, so counts stay exact in both cases.
-        for op in hints:
-            if op.member in self.positions:
-                self.positions[op.member].update(op.positions())
-        for member, scores in self.positions.items():
-            in_head = root.head.score(member)
-            if in_head is not None:
-                scores.add(in_head)
+        self._ops: dict[str, list[Op]] = {}  # per member, for its positions (computed on demand)
+        for entry in window:
+            for op in entry.ops or ():
+                self.unfolded += 1
+                self._touched_ms[op.member] = entry.written_ms
+                self.overlay[op.member] = (
+                    Entry(op.score, op.member) if op.kind == "add" and op.score is not None
+                    else None
+                )
+                self._ops.setdefault(op.member, []).append(op)
+        self._hints = hints
+        self._hints_by_member: dict[str, list[Op]] | None = None
+        self._positions: dict[str, set[int]] = {}
         self._manifest: Manifest | None = None
         self._segments: dict[str, SortedSet] = {}
+
+    def positions_of(self, member: str) -> set[int]:
+        """Every score at which an overlaid member may sit in the stored structure: those its
+        listed ops name, and where the head has it. (Computed on demand: a reader that only
+        lists never needs them.)"""
+        found = self._positions.get(member)
+        if found is None:
+            found = set()
+            for op in self._ops.get(member, ()):
+                found.update(op.positions())
+            # ``prev`` is only a hint, and two racing writers may send the same stale one.
+            # Folded ops just below the horizon name where an earlier move put the member, and
+            # the head says where it sits if it is there, so counts stay exact in both cases.
+            if self._hints_by_member is None:
+                self._hints_by_member = {}
+                for op in self._hints:
+                    self._hints_by_member.setdefault(op.member, []).append(op)
+            for op in self._hints_by_member.get(member, ()):
+                found.update(op.positions())
+            in_head = self.root.head.score(member)
+            if in_head is not None:
+                found.add(in_head)
+            self._positions[member] = found
+        return found
 
     def is_recent(self, member: str) -> bool:
         """Touched by a listed op less than the settle time ago: its record may not be visible
@@ -137,7 +156,7 @@ class IndexView:
                 else:
                     total += (await self.segment(segment)).zcount(min_score, max_score)
         for member, final in self.overlay.items():
-            for score in self.positions[member]:
+            for score in self.positions_of(member):
                 if min_score <= score <= max_score:
                     zset = await self.load(await self.container_of(Entry(score, member)))
                     if zset.score(member) == score:
