@@ -1,0 +1,172 @@
+"""Creating messages: one or a batch, all or nothing, with identical replays recognised and
+plans of deletes or erases still under way settled first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from errors import Conflict, StorageUnavailable
+from ids import new_ulid
+from kvformat import Op, intent_key, message_key
+from storage.kv import get_many_with_metadata
+from store.model import Message, Stored, indexes_of, stored_from
+from store.plans import Plans
+from store.shared import Shared
+from validation import MessageDraft
+
+
+def _client_fields(message: Message) -> dict[str, Any]:
+    """What a client said about a message, for comparing a replayed create with the original."""
+    return {
+        k: message.get(k)
+        for k in ("user_id", "conversation_id", "sender", "content", "timestamp", "metadata")
+    }
+
+
+def _build(draft: MessageDraft, now: int) -> Message:
+    message: Message = {"id": draft.id or new_ulid(now), "user_id": draft.user_id}
+    if draft.conversation_id is not None:
+        message["conversation_id"] = draft.conversation_id
+    message["sender"] = draft.sender
+    message["content"] = draft.content
+    message["timestamp"] = draft.timestamp if draft.timestamp is not None else now
+    if draft.metadata is not None:
+        message["metadata"] = draft.metadata
+    message["created_at"] = now
+    return message
+
+
+def _is_replay(draft: MessageDraft, stored: Message) -> bool:
+    wanted = _client_fields(_build(draft, stored["timestamp"]))
+    if draft.timestamp is None:  # the server chose it the first time; any is a match
+        wanted["timestamp"] = stored["timestamp"]
+    return wanted == _client_fields(stored)
+
+
+def _resolve(
+    drafts: Sequence[MessageDraft], by_id: dict[str, Stored | None], now: int
+) -> tuple[list[Message], list[bool], dict[str, tuple[int, ...]]]:
+    """Each draft as a new message or an identical replay of its stored one (with that record's
+    position history); a conflict with any stored one raises before anything is written."""
+    messages: list[Message] = []
+    created: list[bool] = []
+    history: dict[str, tuple[int, ...]] = {}
+    for index, draft in enumerate(drafts):
+        stored = None if draft.id is None else by_id[draft.id]
+        if stored is None:
+            messages.append(_build(draft, now))
+            created.append(True)
+        elif _is_replay(draft, stored.message):
+            messages.append(stored.message)
+            created.append(False)
+            history[stored.message["id"]] = stored.history
+        else:
+            where = f"messages[{index}]: " if len(drafts) > 1 else ""
+            raise Conflict(
+                f"{where}message {draft.id!r} already exists with different fields",
+                index=index,
+            )
+    return messages, created, history
+
+
+def _add_ops(
+    messages: list[Message], created: list[bool], history: dict[str, tuple[int, ...]]
+) -> dict[str, list[Op]]:
+    ops: dict[str, list[Op]] = {}
+    for message, new in zip(messages, created, strict=True):
+        score = message["timestamp"]
+        add = Op.add(message_key(message["id"]), score, None if new else score,
+                     history.get(message["id"], ()))
+        for index_key in indexes_of(message):
+            ops.setdefault(index_key, []).append(add)
+    return ops
+
+
+class Creator:
+    def __init__(self, shared: Shared, plans: Plans) -> None:
+        self._shared = shared
+        self._plans = plans
+
+    async def create_many(self, drafts: Sequence[MessageDraft]) -> tuple[list[Message], list[bool]]:
+        """All-or-nothing: conflicts are found before anything is written."""
+        now = self._shared.clock_ms()
+        by_id = await self._existing(drafts, now)
+        messages, created, history = _resolve(drafts, by_id, now)
+        # Index entries first, then records: a request that dies in between leaves entries
+        # without a record (skipped by readers, repaired), never a record that no index, and
+        # so no listing or erase, can find. Replays are journaled again too: this 200 must not
+        # acknowledge a message that no listing shows, and re-adding a member at its score
+        # changes nothing otherwise.
+        ops = _add_ops(messages, created, history)
+        fresh = [m for m, new in zip(messages, created, strict=True) if new]
+        try:
+            await self._shared.journal(ops)
+            saved = await asyncio.gather(*(self._shared.save(m) for m in fresh),
+                                         return_exceptions=True)
+            failure = next((e for e in saved if isinstance(e, BaseException)), None)
+            if failure is not None:
+                raise failure
+        except StorageUnavailable:
+            # A client that chose the ids sends them again (and so completes the message); a
+            # server-made id is never seen again, so its entries are withdrawn, lest they be
+            # counted until a repair. Nobody else can be writing a fresh ULID.
+            await self._withdraw([m for m, d in zip(messages, drafts, strict=True)
+                                  if d.id is None])
+            raise
+        return messages, created
+
+    async def _existing(
+        self, drafts: Sequence[MessageDraft], now: int
+    ) -> dict[str, Stored | None]:
+        """The records of the client-chosen ids (None: none stored), read in one batch with the
+        plans that may name them; a delete or erase of one of them still under way is waited
+        for (a 503) or, a delete's, finished first."""
+        ids = [d.id for d in drafts if d.id is not None]
+        # With each record, the plan of a delete of that id and those of erases of its scopes,
+        # if one is under way: a re-create must not journal its entries before the delete's
+        # removals (those would win).
+        erases = sorted({intent_key(index) for d in drafts if d.id is not None
+                         for index in indexes_of({"user_id": d.user_id,
+                                                  "conversation_id": d.conversation_id})})
+        plans = [*(intent_key(message_key(i)) for i in ids), *erases]
+        found = await get_many_with_metadata(
+            self._shared.kv, [*(message_key(i) for i in ids), *plans]
+        )
+        records = found[: len(ids)]
+        by_id = {i: None if f is None else stored_from(f)
+                 for i, f in zip(ids, records, strict=True)}
+        for intent, plan in zip(plans, found[len(ids):], strict=True):
+            if plan is None:
+                continue
+            members = set(json.loads(plan.value).get("members", []))
+            for message_id in ids:
+                if by_id[message_id] is None and message_key(message_id) in members:
+                    await self._plans.settle_delete(message_id, intent, plan.value, now,
+                                                    finish=intent not in erases)
+                    break
+        return by_id
+
+    async def _withdraw(self, messages: list[Message]) -> None:
+        """Best effort, after a failed create: delete each record that may have been written,
+        then journal the removal of the entries whose record is surely gone. An entry whose
+        record could not be deleted stays, so that an erase still finds the record."""
+
+        async def delete(message: Message) -> bool:
+            try:
+                await self._shared.kv.delete(message_key(message["id"]))
+            except StorageUnavailable:
+                return False
+            return True
+
+        gone = await asyncio.gather(*(delete(m) for m in messages))
+        ops: dict[str, list[Op]] = {}
+        for message, deleted in zip(messages, gone, strict=True):
+            for index_key in indexes_of(message) if deleted else []:
+                ops.setdefault(index_key, []).append(
+                    Op.rem(message_key(message["id"]), message["timestamp"]))
+        with contextlib.suppress(StorageUnavailable):
+            await self._shared.journal(ops)

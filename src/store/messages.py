@@ -1,0 +1,73 @@
+"""One message at a time: get, patch (with its write order and position history) and delete."""
+
+from __future__ import annotations
+
+from errors import NotFound
+from kvformat import Op, intent_key, message_key
+from store.model import MAX_POSITION_HISTORY, Message, Stored, indexes_of
+from store.plans import Plans
+from store.shared import Shared
+from validation import MessagePatch
+
+
+class Messages:
+    def __init__(self, shared: Shared, plans: Plans) -> None:
+        self._shared = shared
+        self._plans = plans
+
+    async def _stored(self, message_id: str, owner: str | None) -> Stored:
+        stored = await self._shared.load(message_id)
+        if stored is None or (owner is not None and stored.message["user_id"] != owner):
+            raise NotFound(f"message {message_id!r} does not exist")
+        return stored
+
+    async def get(self, message_id: str, owner: str | None = None) -> Message:
+        """The message; with ``owner``, another user's message is reported exactly as missing."""
+        return (await self._stored(message_id, owner)).message
+
+    async def patch(
+        self, message_id: str, patch: MessagePatch, owner: str | None = None
+    ) -> Message:
+        stored = await self._stored(message_id, owner)
+        message = stored.message
+        updated = {**message, **patch.changes}
+        member = message_key(message_id)
+        if updated == message:
+            if "timestamp" in patch.changes:
+                # Maybe the retry of a move whose index write failed: journal it again (an
+                # add at the member's own score is idempotent). Nothing else is written.
+                again = Op.add(member, message["timestamp"], message["timestamp"], stored.history)
+                await self._shared.journal({i: [again] for i in indexes_of(message)})
+            return message
+        updated["edited_at"] = self._shared.clock_ms()
+        old, new = message["timestamp"], updated["timestamp"]
+        if new == old:
+            await self._shared.save(updated, stored.history)
+            return updated
+        # Record first, remembering the old position: if the index write below never happens,
+        # later ops (and read repair) still find the entry this move left behind.
+        await self._shared.save(updated, (old, *stored.history)[:MAX_POSITION_HISTORY])
+        move = Op.add(member, new, prev=old, also=stored.history)
+        await self._shared.journal({i: [move] for i in indexes_of(updated)})
+        # Two moves racing: the record keeps the last put, the indexes the last journal op,
+        # and they may be different moves. Whoever sees a later put than its own journals that
+        # put's position again, so the indexes end where the record is.
+        await self._shared.follow_record(member, unless_at=new)
+        return updated
+
+    async def delete(self, message_id: str, owner: str | None = None) -> None:
+        member = message_key(message_id)
+        intent = intent_key(member)
+        stored = await self._shared.load(message_id)
+        if stored is None:
+            # Maybe a retry: the record went before a crash; finish its index writes now.
+            finished_for = await self._plans.finish(intent)
+            if finished_for is not None and owner in (None, finished_for):
+                return
+            raise NotFound(f"message {message_id!r} does not exist")
+        message = stored.message
+        if owner is not None and message["user_id"] != owner:
+            raise NotFound(f"message {message_id!r} does not exist")
+        gone = Op.rem(member, prev=message["timestamp"], also=stored.history)
+        ops = {i: [gone] for i in indexes_of(message)}
+        await self._plans.delete_records(intent, [member], ops, message["user_id"])

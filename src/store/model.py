@@ -1,0 +1,69 @@
+"""The store's values: scopes, pages, stored records and results, and which indexes list a
+message."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kvformat import record_history
+from storage.kv import ValueWithMetadata
+
+# Earlier positions a record remembers: enough for several crashed moves in a row, and read
+# repair or a reindex covers anything older.
+MAX_POSITION_HISTORY = 4
+
+Message = dict[str, Any]
+ScopeKind = Literal["user", "conversation"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: ScopeKind
+    id: str
+
+    @property
+    def index(self) -> str:
+        return f"{self.kind}:chat:{self.id}"
+
+
+@dataclass(frozen=True)
+class Page:
+    messages: list[Message]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A message record with its position history: earlier timestamps (newest first) at which
+    an index entry may survive a move whose index write never happened. Kept in KV metadata."""
+
+    message: Message
+    history: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReindexResult:
+    index: str
+    entries: int
+    scanned: int
+
+
+@dataclass(frozen=True)
+class EraseResult:
+    deleted: int
+    remaining: int
+
+
+def indexes_of(message: Message) -> list[str]:
+    indexes = [Scope("user", message["user_id"]).index]
+    if message.get("conversation_id") is not None:
+        indexes.append(Scope("conversation", message["conversation_id"]).index)
+    return indexes
+
+
+def stored_from(found: ValueWithMetadata) -> Stored:
+    """A record as read from KV: the message, and its position history from the metadata."""
+    return Stored(json.loads(found.value),
+                  record_history(found.metadata, MAX_POSITION_HISTORY))

@@ -1,0 +1,60 @@
+"""What every part of the store uses: the KV, the clock, the indexes and the cursor codec, and
+the record and journal operations built on them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from cursor import CursorCodec
+from index.sorted_index import IndexStore, IndexView
+from jsonutil import dumps
+from kvformat import Op, message_key, record_metadata
+from storage.kv import KVStore, get_many_with_metadata
+from store.model import Message, Scope, Stored, indexes_of, stored_from
+
+
+@dataclass(frozen=True)
+class Shared:
+    kv: KVStore
+    clock_ms: Callable[[], int]
+    indexes: IndexStore
+    cursors: CursorCodec
+
+    async def load(self, message_id: str) -> Stored | None:
+        found = await self.kv.get_with_metadata(message_key(message_id))
+        return None if found is None else stored_from(found)
+
+    async def save(self, message: Message, history: tuple[int, ...] = ()) -> None:
+        await self.kv.put(message_key(message["id"]), dumps(message),
+                          metadata=record_metadata(message, history))
+
+    async def fetch(self, members: Iterable[str]) -> list[Stored | None]:
+        """The records of ``members`` (``chat:{id}`` keys), in one batched read."""
+        keys = list(members)
+        found = await get_many_with_metadata(self.kv, keys) if keys else []
+        return [None if f is None else stored_from(f) for f in found]
+
+    async def journal(self, ops_by_index: dict[str, list[Op]]) -> None:
+        await asyncio.gather(*(self.indexes.record(i, ops) for i, ops in ops_by_index.items()))
+        for index in ops_by_index:
+            self.indexes.after_write(index)
+
+    async def view(self, scope: Scope) -> IndexView:
+        view = await self.indexes.read(scope.index)
+        self.indexes.after_read(view)
+        return view
+
+    async def follow_record(self, member: str, unless_at: int | None = None) -> None:
+        """Journal ``member``'s entries where its record says it is now, if it exists (and is
+        not at ``unless_at``, where this request's own op already put it). The record's
+        metadata names the positions an entry may still sit at."""
+        found = await self.kv.get_with_metadata(member)
+        if found is None:
+            return
+        now = stored_from(found)
+        score = now.message["timestamp"]
+        if score != unless_at:
+            here = Op.add(member, score, prev=unless_at, also=now.history)
+            await self.journal({i: [here] for i in indexes_of(now.message)})
