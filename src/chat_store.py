@@ -33,10 +33,10 @@ from store.model import (
     EraseResult,
     Message,
     Page,
+    Record,
     ReindexResult,
     Scope,
     ScopeKind,
-    Stored,
     indexes_of,
 )
 from store.plans import MAX_DELETE_MS, Plans
@@ -53,10 +53,10 @@ __all__ = [
     "EraseResult",
     "Message",
     "Page",
+    "Record",
     "ReindexResult",
     "Scope",
     "ScopeKind",
-    "Stored",
     "indexes_of",
 ]
 

@@ -297,22 +297,22 @@ def intent_key(subject: str) -> str:
     return f"{INTENT_PREFIX}{subject}"
 
 
-def record_metadata(message: dict[str, Any], history: tuple[int, ...] = ()) -> dict[str, Any]:
+def record_metadata(message: dict[str, Any], earlier: tuple[int, ...] = ()) -> dict[str, Any]:
     """A message record's metadata: owner, conversation and position, so that listings and
     deletes need not parse the record. Absent fields are omitted rather than null."""
     metadata: dict[str, Any] = {"u": message["user_id"], "s": message["timestamp"]}
     if message.get("conversation_id") is not None:
         metadata["c"] = message["conversation_id"]
-    if history:
-        metadata["p"] = list(history)
+    if earlier:
+        metadata["p"] = list(earlier)
     return metadata
 
 
-def record_history(metadata: dict[str, Any] | None, keep: int) -> tuple[int, ...]:
+def earlier_positions(metadata: dict[str, Any] | None, keep: int) -> tuple[int, ...]:
     """The earlier positions a record's metadata names (at most ``keep``, newest first)."""
     raw = (metadata or {}).get("p")
-    history = raw if isinstance(raw, list) else []
-    return tuple(s for s in history if is_int(s))[:keep]
+    earlier = raw if isinstance(raw, list) else []
+    return tuple(s for s in earlier if is_int(s))[:keep]
 
 
 # -- the journal -----------------------------------------------------------------------------

@@ -227,7 +227,7 @@ class World:
     async def record(self, ops: list[Op], *, lagged: bool = False) -> None:
         self.lagging.hold = lagged
         try:
-            await self.store.record(INDEX, ops)
+            await self.store.append(INDEX, ops)
         finally:
             self.lagging.hold = False
         held = self.lagging.held[-1] if lagged else None

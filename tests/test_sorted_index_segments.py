@@ -42,7 +42,7 @@ class Harness:
         self.store = IndexStore(self.kv, self.clock, SETTLE_MS, TINY)
 
     async def apply(self, op: Op) -> None:
-        await self.store.record(INDEX, [op])
+        await self.store.append(INDEX, [op])
         if op.kind == "add" and op.score is not None:
             self.model[op.member] = op.score
         else:
@@ -345,14 +345,14 @@ def test_a_full_pass_does_not_refold_an_import_already_in_place() -> None:
 
     async def run() -> None:
         h = Harness()
-        await h.store.record(INDEX, [Op.add(f"chat:m{n:03d}", n) for n in range(300)])
+        await h.store.append(INDEX, [Op.add(f"chat:m{n:03d}", n) for n in range(300)])
         h.model.update({f"chat:m{n:03d}": n for n in range(300)})
         assert await h.store.compact(await h.store.read(INDEX, trust=False, cap=False))
         h.clock.now_ms += h.store.full_pass_ms  # still inside the settle time: all listed again
         view = await h.store.read(INDEX, trust=False, cap=False)
         assert view.full and view.unfolded == 300
         assert await h.store.compactor._pending(view) == set()
-        await h.store.record(INDEX, [Op.add("chat:m007", 1_000, prev=7)])  # one real move
+        await h.store.append(INDEX, [Op.add("chat:m007", 1_000, prev=7)])  # one real move
         h.model["chat:m007"] = 1_000
         view = await h.store.read(INDEX, trust=False, cap=False)
         assert await h.store.compactor._pending(view) == {"chat:m007"}

@@ -53,7 +53,7 @@ class Journal:
         seq = 0xFFFFFF - (next(_counter) & 0xFFFFFF)
         return journal_key(index, now_ms, seq, secrets.token_hex(5))
 
-    async def record(self, index: str, ops: Sequence[Op]) -> None:
+    async def append(self, index: str, ops: Sequence[Op]) -> None:
         """Durably journal ``ops`` for ``index``; once this returns, readers see them.
 
         Ops go in pieces small enough for KV metadata, one journal key each, so that a listing

@@ -3,7 +3,7 @@
 KV has no atomic update, so an index is kept LSM-style: a *root* (the newest entries, in the
 seed's format, with the pass's stamps in its metadata), immutable *segments* listed by immutable
 *manifests*, and a *journal* of immutable keys written before a write is acknowledged (what is
-where: ``kvformat``). Writers only journal (:meth:`IndexStore.record`); readers merge the root
+where: ``kvformat``). Writers only journal (:meth:`IndexStore.append`); readers merge the root
 with the journal above their horizon (:meth:`IndexStore.read` gives an :class:`IndexView` with
 Redis-style ``zrange_by_score``/``zcount``); passes fold the journal into new roots and segments
 after the response (:meth:`IndexStore.compact`) and collect what no root can need any more.
@@ -140,9 +140,9 @@ class IndexStore:
 
     # -- writing and reading ----------------------------------------------------------------
 
-    async def record(self, index: str, ops: Sequence[Op]) -> None:
+    async def append(self, index: str, ops: Sequence[Op]) -> None:
         """Durably journal ``ops`` for ``index``; once this returns, readers see them."""
-        await self._journal.record(index, ops)
+        await self._journal.append(index, ops)
 
     async def read(
         self, index: str, *, trust: bool | None = True, cap: bool = True

@@ -13,7 +13,7 @@ from errors import Conflict, StorageUnavailable
 from ids import new_ulid
 from kvformat import Op, intent_key, message_key
 from storage.kv import get_many_with_metadata
-from store.model import Message, Stored, indexes_of, stored_from
+from store.model import Message, Record, indexes_of, record_from
 from store.plans import Plans
 from store.shared import Shared
 from validation import MessageDraft
@@ -48,13 +48,13 @@ def _is_replay(draft: MessageDraft, stored: Message) -> bool:
 
 
 def _resolve(
-    drafts: Sequence[MessageDraft], by_id: dict[str, Stored | None], now: int
+    drafts: Sequence[MessageDraft], by_id: dict[str, Record | None], now: int
 ) -> tuple[list[Message], list[bool], dict[str, tuple[int, ...]]]:
     """Each draft as a new message or an identical replay of its stored one (with that record's
-    position history); a conflict with any stored one raises before anything is written."""
+    earlier positions); a conflict with any stored one raises before anything is written."""
     messages: list[Message] = []
     created: list[bool] = []
-    history: dict[str, tuple[int, ...]] = {}
+    earlier: dict[str, tuple[int, ...]] = {}
     for index, draft in enumerate(drafts):
         stored = None if draft.id is None else by_id[draft.id]
         if stored is None:
@@ -63,24 +63,24 @@ def _resolve(
         elif _is_replay(draft, stored.message):
             messages.append(stored.message)
             created.append(False)
-            history[stored.message["id"]] = stored.history
+            earlier[stored.message["id"]] = stored.earlier
         else:
             where = f"messages[{index}]: " if len(drafts) > 1 else ""
             raise Conflict(
                 f"{where}message {draft.id!r} already exists with different fields",
                 index=index,
             )
-    return messages, created, history
+    return messages, created, earlier
 
 
 def _add_ops(
-    messages: list[Message], created: list[bool], history: dict[str, tuple[int, ...]]
+    messages: list[Message], created: list[bool], earlier: dict[str, tuple[int, ...]]
 ) -> dict[str, list[Op]]:
     ops: dict[str, list[Op]] = {}
     for message, new in zip(messages, created, strict=True):
         score = message["timestamp"]
         add = Op.add(message_key(message["id"]), score, None if new else score,
-                     history.get(message["id"], ()))
+                     earlier.get(message["id"], ()))
         for index_key in indexes_of(message):
             ops.setdefault(index_key, []).append(add)
     return ops
@@ -95,13 +95,13 @@ class Creator:
         """All-or-nothing: conflicts are found before anything is written."""
         now = self._shared.clock_ms()
         by_id = await self._existing(drafts, now)
-        messages, created, history = _resolve(drafts, by_id, now)
+        messages, created, earlier = _resolve(drafts, by_id, now)
         # Index entries first, then records: a request that dies in between leaves entries
         # without a record (skipped by readers, repaired), never a record that no index, and
         # so no listing or erase, can find. Replays are journaled again too: this 200 must not
         # acknowledge a message that no listing shows, and re-adding a member at its score
         # changes nothing otherwise.
-        ops = _add_ops(messages, created, history)
+        ops = _add_ops(messages, created, earlier)
         fresh = [m for m, new in zip(messages, created, strict=True) if new]
         try:
             await self._shared.journal(ops)
@@ -121,7 +121,7 @@ class Creator:
 
     async def _existing(
         self, drafts: Sequence[MessageDraft], now: int
-    ) -> dict[str, Stored | None]:
+    ) -> dict[str, Record | None]:
         """The records of the client-chosen ids (None: none stored), read in one batch with the
         plans that may name them; a delete or erase of one of them still under way is waited
         for (a 503) or, a delete's, finished first."""
@@ -137,7 +137,7 @@ class Creator:
             self._shared.kv, [*(message_key(i) for i in ids), *plans]
         )
         records = found[: len(ids)]
-        by_id = {i: None if f is None else stored_from(f)
+        by_id = {i: None if f is None else record_from(f)
                  for i, f in zip(ids, records, strict=True)}
         for intent, plan in zip(plans, found[len(ids):], strict=True):
             if plan is None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from index.sorted_index import IndexView
 from index.sortedset import Entry
 from kvformat import Op, intent_key
-from store.model import EraseResult, Scope, Stored, indexes_of
+from store.model import EraseResult, Record, Scope, indexes_of
 from store.plans import Plans
 from store.shared import Shared
 
@@ -56,7 +56,7 @@ class Eraser:
 
     def _removals(
         self, scope: Scope, view: IndexView, entries: Sequence[Entry],
-        found: Sequence[Stored | None],
+        found: Sequence[Record | None],
     ) -> tuple[list[str], dict[str, list[Op]]]:
         """The members to delete and the removals of their entries, by index."""
         indexes = self._shared.indexes
@@ -78,13 +78,13 @@ class Eraser:
                 # had its create crashed, removed by the first erase once it has settled.
                 continue
             doomed.append(entry.member)
-            history = stored.history if stored is not None else ()
-            ops[scope.index].append(Op.rem(entry.member, entry.score, history))
+            earlier = stored.earlier if stored is not None else ()
+            ops[scope.index].append(Op.rem(entry.member, entry.score, earlier))
             if stored is None:
                 continue  # long gone: only this index can still name it
             for index_key in indexes_of(stored.message):
                 if index_key != scope.index:
                     ops.setdefault(index_key, []).append(
-                        Op.rem(entry.member, stored.message["timestamp"], history)
+                        Op.rem(entry.member, stored.message["timestamp"], earlier)
                     )
         return doomed, ops

@@ -1,10 +1,10 @@
-"""One message at a time: get, patch (with its write order and position history) and delete."""
+"""One message at a time: get, patch (with its write order and earlier positions) and delete."""
 
 from __future__ import annotations
 
 from errors import NotFound
 from kvformat import Op, intent_key, message_key
-from store.model import MAX_POSITION_HISTORY, Message, Stored, indexes_of
+from store.model import MAX_POSITION_HISTORY, Message, Record, indexes_of
 from store.plans import Plans
 from store.shared import Shared
 from validation import MessagePatch
@@ -15,7 +15,7 @@ class Messages:
         self._shared = shared
         self._plans = plans
 
-    async def _stored(self, message_id: str, owner: str | None) -> Stored:
+    async def _stored(self, message_id: str, owner: str | None) -> Record:
         stored = await self._shared.load(message_id)
         if stored is None or (owner is not None and stored.message["user_id"] != owner):
             raise NotFound(f"message {message_id!r} does not exist")
@@ -36,18 +36,18 @@ class Messages:
             if "timestamp" in patch.changes:
                 # Maybe the retry of a move whose index write failed: journal it again (an
                 # add at the member's own score is idempotent). Nothing else is written.
-                again = Op.add(member, message["timestamp"], message["timestamp"], stored.history)
+                again = Op.add(member, message["timestamp"], message["timestamp"], stored.earlier)
                 await self._shared.journal({i: [again] for i in indexes_of(message)})
             return message
         updated["edited_at"] = self._shared.clock_ms()
         old, new = message["timestamp"], updated["timestamp"]
         if new == old:
-            await self._shared.save(updated, stored.history)
+            await self._shared.save(updated, stored.earlier)
             return updated
         # Record first, remembering the old position: if the index write below never happens,
         # later ops (and read repair) still find the entry this move left behind.
-        await self._shared.save(updated, (old, *stored.history)[:MAX_POSITION_HISTORY])
-        move = Op.add(member, new, prev=old, also=stored.history)
+        await self._shared.save(updated, (old, *stored.earlier)[:MAX_POSITION_HISTORY])
+        move = Op.add(member, new, prev=old, also=stored.earlier)
         await self._shared.journal({i: [move] for i in indexes_of(updated)})
         # Two moves racing: the record keeps the last put, the indexes the last journal op,
         # and they may be different moves. Whoever sees a later put than its own journals that
@@ -68,6 +68,6 @@ class Messages:
         message = stored.message
         if owner is not None and message["user_id"] != owner:
             raise NotFound(f"message {message_id!r} does not exist")
-        gone = Op.rem(member, prev=message["timestamp"], also=stored.history)
+        gone = Op.rem(member, prev=message["timestamp"], also=stored.earlier)
         ops = {i: [gone] for i in indexes_of(message)}
         await self._plans.delete_records(intent, [member], ops, message["user_id"])

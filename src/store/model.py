@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kvformat import record_history
+from kvformat import earlier_positions
 from storage.kv import ValueWithMetadata
 
 # Earlier positions a record remembers: enough for several crashed moves in a row, and read
@@ -35,12 +35,12 @@ class Page:
 
 
 @dataclass(frozen=True)
-class Stored:
-    """A message record with its position history: earlier timestamps (newest first) at which
+class Record:
+    """A message record and its earlier positions: timestamps (newest first) at which
     an index entry may survive a move whose index write never happened. Kept in KV metadata."""
 
     message: Message
-    history: tuple[int, ...] = ()
+    earlier: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def indexes_of(message: Message) -> list[str]:
     return indexes
 
 
-def stored_from(found: ValueWithMetadata) -> Stored:
-    """A record as read from KV: the message, and its position history from the metadata."""
-    return Stored(json.loads(found.value),
-                  record_history(found.metadata, MAX_POSITION_HISTORY))
+def record_from(found: ValueWithMetadata) -> Record:
+    """A record as read from KV: the message, and its earlier positions from the metadata."""
+    return Record(json.loads(found.value),
+                  earlier_positions(found.metadata, MAX_POSITION_HISTORY))

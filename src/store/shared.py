@@ -12,7 +12,7 @@ from index.sorted_index import IndexStore, IndexView
 from jsonutil import dumps
 from kvformat import Op, message_key, record_metadata
 from storage.kv import KVStore, get_many_with_metadata
-from store.model import Message, Scope, Stored, indexes_of, stored_from
+from store.model import Message, Record, Scope, indexes_of, record_from
 
 
 @dataclass(frozen=True)
@@ -22,22 +22,22 @@ class Shared:
     indexes: IndexStore
     cursors: CursorCodec
 
-    async def load(self, message_id: str) -> Stored | None:
+    async def load(self, message_id: str) -> Record | None:
         found = await self.kv.get_with_metadata(message_key(message_id))
-        return None if found is None else stored_from(found)
+        return None if found is None else record_from(found)
 
-    async def save(self, message: Message, history: tuple[int, ...] = ()) -> None:
+    async def save(self, message: Message, earlier: tuple[int, ...] = ()) -> None:
         await self.kv.put(message_key(message["id"]), dumps(message),
-                          metadata=record_metadata(message, history))
+                          metadata=record_metadata(message, earlier))
 
-    async def fetch(self, members: Iterable[str]) -> list[Stored | None]:
+    async def fetch(self, members: Iterable[str]) -> list[Record | None]:
         """The records of ``members`` (``chat:{id}`` keys), in one batched read."""
         keys = list(members)
         found = await get_many_with_metadata(self.kv, keys) if keys else []
-        return [None if f is None else stored_from(f) for f in found]
+        return [None if f is None else record_from(f) for f in found]
 
     async def journal(self, ops_by_index: dict[str, list[Op]]) -> None:
-        await asyncio.gather(*(self.indexes.record(i, ops) for i, ops in ops_by_index.items()))
+        await asyncio.gather(*(self.indexes.append(i, ops) for i, ops in ops_by_index.items()))
         for index in ops_by_index:
             self.indexes.after_write(index)
 
@@ -53,8 +53,8 @@ class Shared:
         found = await self.kv.get_with_metadata(member)
         if found is None:
             return
-        now = stored_from(found)
+        now = record_from(found)
         score = now.message["timestamp"]
         if score != unless_at:
-            here = Op.add(member, score, prev=unless_at, also=now.history)
+            here = Op.add(member, score, prev=unless_at, also=now.earlier)
             await self.journal({i: [here] for i in indexes_of(now.message)})
