@@ -28,10 +28,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from app_harness import TOKEN, AppHarness, Reply, ids, message_body
 from auth.access import AccessVerifier, PurePythonRsaVerifier, access_certs_url
 from auth.hs256 import sign_hs256
 from config import Config
+from support.app_harness import TOKEN, AppHarness, Reply, ids, message_body
 from web.app import App
 from web.cors import ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS
 

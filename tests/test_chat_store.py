@@ -9,19 +9,19 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app_harness import (
-    JOURNAL_PREFIX,
-    FakeClock,
-    assert_replay_wrote_nothing_twice,
-    record_metadata,
-)
 from chat_store import MAX_ERASE_PER_REQUEST, ChatStore, Scope
 from config import Config, ConfigError
 from errors import Conflict, NotFound, StorageUnavailable
 from index.pacer import CompactionPacer
 from index.sorted_index import MIN_SETTLE_MS
 from index.sortedset import MAX_SCORE, MIN_SCORE
-from memory_kv import MemoryKV
+from support.app_harness import (
+    JOURNAL_PREFIX,
+    FakeClock,
+    assert_replay_wrote_nothing_twice,
+    record_metadata,
+)
+from support.memory_kv import MemoryKV
 from validation import MessageDraft, MessagePatch, RangeQuery
 
 T = TypeVar("T")

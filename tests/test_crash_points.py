@@ -32,9 +32,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app_harness import FakeClock, Reply, message_body
 from chat_store import MESSAGE_PREFIX
-from fault_harness import (
+from support.app_harness import FakeClock, Reply, message_body
+from support.fault_harness import (
     TINY_CONFIG,
     FaultHarness,
     Message,
@@ -48,8 +48,8 @@ from fault_harness import (
     scopes_of,
     stored_index,
 )
-from faulty_kv import FaultyKV
-from memory_kv import MemoryKV
+from support.faulty_kv import FaultyKV
+from support.memory_kv import MemoryKV
 
 T = TypeVar("T")
 CONFIG = TINY_CONFIG

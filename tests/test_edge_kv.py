@@ -8,11 +8,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app_harness import FakeClock
-from edge_kv import REQUEST_TAG, EdgeWorld, LocationKV
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
-from memory_kv import KVLimitError
 from storage.kv import MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_METADATA_BYTES, KVStore
+from support.app_harness import FakeClock
+from support.edge_kv import REQUEST_TAG, EdgeWorld, LocationKV
+from support.memory_kv import KVLimitError
 
 T = TypeVar("T")
 TTL = 60_000

@@ -41,9 +41,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from app_harness import Reply, message_body
 from errors import StorageUnavailable
-from fault_harness import (
+from storage.retrying import RetryingKV, RetryPolicy
+from support.app_harness import Reply, message_body
+from support.fault_harness import (
     TINY_CONFIG,
     FaultHarness,
     Message,
@@ -55,8 +56,7 @@ from fault_harness import (
     scope_path,
     stored_index,
 )
-from faulty_kv import FaultyKV
-from storage.retrying import RetryingKV, RetryPolicy
+from support.faulty_kv import FaultyKV
 
 T = TypeVar("T")
 CONFIG = TINY_CONFIG

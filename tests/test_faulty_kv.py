@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app_harness import FakeClock
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
-from faulty_kv import FaultyKV
-from memory_kv import MemoryKV
 from storage.kv import KVStore, ValueWithMetadata
 from storage.retrying import RetryingKV, RetryPolicy
+from support.app_harness import FakeClock
+from support.faulty_kv import FaultyKV
+from support.memory_kv import MemoryKV
 
 T = TypeVar("T")
 

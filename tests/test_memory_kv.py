@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_kv import KVLimitError, MemoryKV
 from storage.kv import (
     MAX_KEY_BYTES,
     MAX_LIST_LIMIT,
@@ -23,6 +22,7 @@ from storage.kv import (
     ListPage,
     ValueWithMetadata,
 )
+from support.memory_kv import KVLimitError, MemoryKV
 
 T = TypeVar("T")
 

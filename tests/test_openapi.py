@@ -31,13 +31,13 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 import chat_store
 import ids
 import validation
-from app_harness import TOKEN, AppHarness, Reply, message_body
 from auth.hs256 import sign_hs256
 from config import Config
 from errors import PROBLEMS
 from generated import openapi_spec
 from index.sortedset import MAX_SCORE, MIN_SCORE
-from openapi_support import (
+from support.app_harness import TOKEN, AppHarness, Reply, message_body
+from support.openapi_support import (
     OPENAPI_JSON,
     REPO_ROOT,
     conformance_errors,

@@ -11,11 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app_harness import TOKEN, Reply, message_body
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
-from fault_harness import FaultHarness
-from faulty_kv import FaultyKV
-from memory_kv import KVLimitError, MemoryKV
 from storage.kv import (
     MAX_LIST_LIMIT,
     BatchReads,
@@ -26,6 +22,10 @@ from storage.kv import (
     get_many_with_metadata,
 )
 from storage.retrying import RetryingKV, RetryPolicy
+from support.app_harness import TOKEN, Reply, message_body
+from support.fault_harness import FaultHarness
+from support.faulty_kv import FaultyKV
+from support.memory_kv import KVLimitError, MemoryKV
 
 T = TypeVar("T")
 

@@ -41,8 +41,8 @@ from index.sorted_index import (
     journal_prefix,
 )
 from index.sortedset import Entry
-from memory_kv import MemoryKV
 from storage.kv import ListPage, Metadata, ValueWithMetadata
+from support.memory_kv import MemoryKV
 
 T = TypeVar("T")
 

@@ -26,7 +26,7 @@ from index.sorted_index import (
     Op,
 )
 from index.sortedset import Entry
-from memory_kv import MemoryKV
+from support.memory_kv import MemoryKV
 
 INDEX = "user:chat:u1"
 SETTLE_MS = 1_000

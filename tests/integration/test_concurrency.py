@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from chat_support import (
+from support.chat_support import (
     Expected,
     Message,
     body,
@@ -27,7 +27,7 @@ from chat_support import (
     ordered,
     scope_path,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 PARALLEL = 100
 THREADS = 32

@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chat_support import (
+from support.chat_support import (
     Message,
     body,
     count,
@@ -51,7 +51,7 @@ from chat_support import (
     scope_path,
     stored_indexes,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 WORKERS = ("a", "b")  # "a": the session worker; "b": its sibling on the same KV
 IN_FLIGHT = 50  # requests in flight at once, over both workers

@@ -16,7 +16,7 @@ import h11
 import httpx
 import pytest
 
-from chat_support import (
+from support.chat_support import (
     assert_no_internals,
     assert_problem,
     body,
@@ -25,7 +25,7 @@ from chat_support import (
     list_all,
     scope_path,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 KIB = 1024
 MIB = 1024 * KIB

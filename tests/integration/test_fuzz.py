@@ -45,7 +45,7 @@ import httpx
 import pytest
 
 from errors import PROBLEMS
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 SEED = 0x5EED_C4A7
 THREADS = 4

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import httpx
 
-from chat_support import (
+from support.chat_support import (
     Expected,
     Message,
     body,
@@ -28,7 +28,7 @@ from chat_support import (
     read_index,
     scope_path,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 CONVERGE_S = 10.0
 JOURNAL_GC_S = 30.0

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chat_support import (
+from support.chat_support import (
     ULID,
     Message,
     Position,
@@ -30,7 +30,7 @@ from chat_support import (
     scope_path,
     ulid_ms,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 MAX_SCORE = 2**53 - 1
 

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 OPENAPI_JSON = Path(__file__).resolve().parents[2] / "openapi.json"
 MAX_EXAMPLES = 25

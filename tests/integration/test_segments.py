@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chat_support import (
+from support.chat_support import (
     Message,
     body,
     count,
@@ -32,7 +32,7 @@ from chat_support import (
     read_index,
     scope_path,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 HEAD_MAX, HEAD_KEEP, SEGMENT_MAX, SETTLE_MS = 8, 4, 6, 1_000
 CONVERGE_S = 15.0

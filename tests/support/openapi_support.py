@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema_rs
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_JSON = REPO_ROOT / "openapi.json"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _TEMPLATE_PARAM = re.compile(r"\{[^/{}]+\}")

@@ -23,12 +23,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from app_harness import START_MS, TOKEN, AppHarness, FakeClock, Reply
 from chat_store import MAX_POSITION_HISTORY, MESSAGE_PREFIX
 from config import Config
 from index.sorted_index import JOURNAL_PREFIX, MANIFEST_PREFIX, MAX_COMPACTION_MS, SEGMENT_PREFIX
-from memory_kv import MemoryKV
 from storage.kv import KVStore
+from support.app_harness import START_MS, TOKEN, AppHarness, FakeClock, Reply
+from support.memory_kv import MemoryKV
 from web.app import App
 
 Message = dict[str, Any]

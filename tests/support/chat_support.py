@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 Message = dict[str, Any]
 Position = tuple[int, str]

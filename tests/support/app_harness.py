@@ -20,7 +20,7 @@ from config import Config
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
 from index.sorted_index import IndexObjects
-from memory_kv import MemoryKV
+from support.memory_kv import MemoryKV
 from web.app import App
 from web.routing import Request
 
