@@ -5,26 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
 from storage.kv import KVStore, ValueWithMetadata
 from storage.retrying import RetryingKV, RetryPolicy
-from support.app_harness import FakeClock
+from support.aio import run
+from support.clock import ManualClock
 from support.faulty_kv import FaultyKV
 from support.memory_kv import MemoryKV
 
-T = TypeVar("T")
 
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-def make(**options: Any) -> tuple[FaultyKV, MemoryKV, FakeClock]:
-    clock = FakeClock(0)
+def make(**options: Any) -> tuple[FaultyKV, MemoryKV, ManualClock]:
+    clock = ManualClock(0)
     inner = MemoryKV(clock=clock.seconds)
     options.setdefault("seed", 0)
     return FaultyKV(inner, clock=clock, **options), inner, clock

@@ -26,6 +26,7 @@ from index.sorted_index import (
     Op,
 )
 from index.sortedset import Entry
+from support.clock import ManualClock
 from support.memory_kv import MemoryKV
 
 INDEX = "user:chat:u1"
@@ -34,20 +35,12 @@ TINY = Layout(head_max=4, head_keep=2, segment_max=3)
 
 
 @dataclass
-class Clock:
-    now_ms: int = 1_700_000_000_000
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-@dataclass
 class Harness:
-    clock: Clock = field(default_factory=Clock)
+    clock: ManualClock = field(default_factory=ManualClock)
     model: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.kv = MemoryKV(clock=lambda: self.clock.now_ms / 1000)
+        self.kv = MemoryKV(clock=self.clock.seconds)
         self.store = IndexStore(self.kv, self.clock, SETTLE_MS, TINY)
 
     async def apply(self, op: Op) -> None:

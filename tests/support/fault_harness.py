@@ -27,7 +27,8 @@ from chat_store import MAX_POSITION_HISTORY, MESSAGE_PREFIX
 from config import Config
 from index.sorted_index import JOURNAL_PREFIX, MANIFEST_PREFIX, MAX_COMPACTION_MS, SEGMENT_PREFIX
 from storage.kv import KVStore
-from support.app_harness import START_MS, TOKEN, AppHarness, FakeClock, Reply
+from support.app_harness import TOKEN, AppHarness, Reply
+from support.clock import START_MS, ManualClock
 from support.memory_kv import MemoryKV
 from web.app import App
 
@@ -55,12 +56,12 @@ class FaultHarness(AppHarness):
         config: Config | None = None,
         *,
         kv: MemoryKV | None = None,
-        clock: FakeClock | None = None,
+        clock: ManualClock | None = None,
         settle_ms: int = 1_000,
         start_ms: int = START_MS,
         step_ms: int = 1,
     ) -> None:
-        clock = clock or FakeClock(start_ms)
+        clock = clock or ManualClock(start_ms)
         kv = kv if kv is not None else MemoryKV(clock=clock.seconds)
         super().__init__(config, kv=kv, settle_ms=settle_ms, start_ms=start_ms, step_ms=step_ms)
         self.clock = clock
@@ -123,8 +124,9 @@ class FaultHarness(AppHarness):
 # -- reading the raw layout ------------------------------------------------------------------
 
 
-def scope_path(kind: str, scope_id: str) -> str:
-    """``("user", "u1")`` -> ``"users/u1"`` as ``AppHarness`` listing helpers take it."""
+def scope_segment(kind: str, scope_id: str) -> str:
+    """A scope as a path segment: ``("user", "u1")`` -> ``"users/u1"``, as ``AppHarness``
+    listing helpers take it (``kind`` is "user" or "conversation", as in index keys)."""
     return f"{'users' if kind == 'user' else 'conversations'}/{scope_id}"
 
 
