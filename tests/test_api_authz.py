@@ -355,8 +355,8 @@ def test_whole_walk_leaves_bob_untouched_and_alice_saw_nothing_of_his(world: Wor
         seen.append(reply.body)
     assert world.h.kv.snapshot() == before
     assert world.bob_view() == bob_before
-    for body in seen:
-        assert b"secret of msg-bob" not in body
+    for seen_body in seen:
+        assert b"secret of msg-bob" not in seen_body
 
 
 # --- Alice on her own data -----------------------------------------------------------------------

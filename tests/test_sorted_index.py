@@ -285,7 +285,8 @@ class World:
         view trusting its root (rule 5) may miss records listed only after the root's last
         full pass (any subset of them: they are few here)."""
         visible = [r for r in self.records if r.visible_ms is not None]
-        uncertain = [r for r in visible if view.trusted and r.visible_ms > view.root.at]
+        uncertain = [r for r in visible
+                     if view.trusted and r.visible_ms is not None and r.visible_ms > view.root.at]
         answers = []
         for n in range(len(uncertain) + 1):
             for missed in itertools.combinations(uncertain, n):

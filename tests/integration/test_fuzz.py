@@ -482,7 +482,7 @@ class Sender:
         if conn is None:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT_S)
             self._local.conn = conn
-        return conn  # type: ignore[no-any-return]
+        return conn
 
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)

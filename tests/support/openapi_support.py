@@ -60,7 +60,8 @@ def resolve(document: Mapping[str, Any], node: Any) -> Any:
 def match_template(document: Mapping[str, Any], path: str) -> str | None:
     """The documented path template that ``path`` (a concrete request path) falls under."""
     segments = path.split("/")
-    for template in document["paths"]:
+    templates: Mapping[str, Any] = document["paths"]
+    for template in templates:
         parts = template.split("/")
         if len(parts) == len(segments) and all(
             (_TEMPLATE_PARAM.fullmatch(part) is not None and seg != "") or part == seg
