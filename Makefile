@@ -46,11 +46,11 @@ load:  ## load check: 2,000 appends + 1,000 newest-50 reads, 50 clients (a few m
 	source scripts/_bootstrap.sh && ensure_node && ensure_venv
 	$(PY) bench/load.py --appends 2000 --reads 1000 --concurrency 50 $(LOAD_ARGS)
 
-# Edge simulation soak (tests/edge_sim.py): seeded runs of many clients against the real ChatStore
-# over the edge model of Workers KV (tests/edge_kv.py), one test per seed, each failure printed
-# with its trace. EDGE_SOAK_SEEDS is a count (`200`: seeds 0-199), a range (`100-199`) or a list
-# (`3,17`); EDGE_SOAK_OPS the client operations per seed; SOAK_ARGS more pytest flags
-# (e.g. `SOAK_ARGS=--tb=line` for just the failing seeds).
+# Edge simulation soak (tests/support/edge_sim.py): seeded runs of many clients against the real
+# ChatStore over the edge model of Workers KV (tests/support/edge_kv.py), one test per seed, each
+# failure printed with its trace. EDGE_SOAK_SEEDS is a count (`200`: seeds 0-199), a range
+# (`100-199`) or a list (`3,17`); EDGE_SOAK_OPS the client operations per seed; SOAK_ARGS more
+# pytest flags (e.g. `SOAK_ARGS=--tb=line` for just the failing seeds).
 .PHONY: soak
 soak:  ## edge simulation soak: EDGE_SOAK_SEEDS (200) seeds x EDGE_SOAK_OPS (600) ops (~6 min)
 	source scripts/_bootstrap.sh && ensure_venv

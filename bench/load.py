@@ -6,9 +6,9 @@
     .venv/bin/python bench/load.py --url http://127.0.0.1:8787 --token dev-token-change-me
     .venv/bin/python bench/load.py --json bench/out/load.json
 
-Without ``--url`` it starts its own ``wrangler dev`` (tests/worker_harness.py) on empty KV with
-the default configuration (only ``API_TOKEN`` and ``AUTH_DISABLED=false`` are set: the settle
-window and every other knob are what users get), running a snapshot of ``wrangler.toml`` and
+Without ``--url`` it starts its own ``wrangler dev`` (tests/support/worker_harness.py) on empty
+KV with the default configuration (only ``API_TOKEN`` and ``AUTH_DISABLED=false`` are set: the
+settle window and every other knob are what users get), running a snapshot of ``wrangler.toml`` and
 ``src/`` so that an edit to ``src/`` during the run cannot hot-reload the Worker under load.
 
 One fresh user and one conversation per run, then:
@@ -62,7 +62,7 @@ for _path in (REPO_ROOT / "tests", BENCH_DIR):  # also when loaded from its file
 
 from stats import percentile  # noqa: E402
 
-from worker_harness import LocalWorker, WorkerStartError, snapshot_app  # noqa: E402
+from support.worker_harness import LocalWorker, WorkerStartError, snapshot_app  # noqa: E402
 
 PAGE = 50
 DEFAULT_APPENDS = 2_000

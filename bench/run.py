@@ -10,7 +10,8 @@ deleted by the store itself, through its API, with the Worker's default settle t
 (``journal_settle_ms`` in src/config.py, read from the snapshot). What is timed is what an
 import leaves and what the store's own compaction and collection make of it.
 
-What it does, in order (every Worker is a ``wrangler dev`` started by tests/worker_harness.py):
+What it does, in order (every Worker is a ``wrangler dev`` started by
+tests/support/worker_harness.py):
 
 1. **Snapshot.** ``wrangler.toml`` and ``src/`` are copied to a temporary folder and the Worker
    runs from there, so an edit to ``src/`` during the run cannot hot-reload the Worker under
@@ -81,7 +82,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from stats import percentile  # noqa: E402
 
-from worker_harness import WRANGLER, LocalWorker, _wrangler_env, snapshot_app  # noqa: E402
+from support.worker_harness import WRANGLER, LocalWorker, _wrangler_env, snapshot_app  # noqa: E402
 
 FLOOR_CONFIG = BENCH_DIR / "floor-worker" / "wrangler.toml"
 OUT_DIR = BENCH_DIR / "out"

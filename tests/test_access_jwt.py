@@ -30,7 +30,8 @@ from auth.access import (
     rsa_public_numbers,
 )
 from auth.hs256 import InvalidToken
-from rsa_reference import PurePythonRsaVerifier, rsassa_pkcs1_v15_sha256_verify
+from support.clock import ManualClock
+from support.rsa_reference import PurePythonRsaVerifier, rsassa_pkcs1_v15_sha256_verify
 
 ISSUER = "https://team.cloudflareaccess.com"
 AUD = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2"
@@ -123,21 +124,18 @@ class FakeFetcher:
         return self.document  # type: ignore[no-any-return]
 
 
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+def at_now() -> ManualClock:
+    """A clock standing at ``NOW``; the verifier reads it in seconds (``clock.seconds``)."""
+    return ManualClock(NOW * 1000)
 
 
 def verifier(
-    document: Any = None, clock: Clock | None = None, **kwargs: Any
-) -> tuple[AccessVerifier, FakeFetcher, Clock]:
+    document: Any = None, clock: ManualClock | None = None, **kwargs: Any
+) -> tuple[AccessVerifier, FakeFetcher, ManualClock]:
     fetcher = FakeFetcher(jwks(jwk(KEY_A, "a")) if document is None else document)
-    clock = clock or Clock()
+    clock = clock or at_now()
     v = AccessVerifier(
-        JWKS_URL, AUD, ISSUER, fetcher, PurePythonRsaVerifier(), clock, **kwargs
+        JWKS_URL, AUD, ISSUER, fetcher, PurePythonRsaVerifier(), clock.seconds, **kwargs
     )
     return v, fetcher, clock
 
@@ -336,7 +334,7 @@ def test_key_below_2048_bits_is_never_used(caplog: pytest.LogCaptureFixture) -> 
 
     caplog.set_level(logging.DEBUG, logger="chat_store.access")
     fetcher = FakeFetcher(jwks(jwk(WEAK_KEY, "weak")))
-    v = AccessVerifier(JWKS_URL, AUD, ISSUER, fetcher, AcceptAll(), Clock())
+    v = AccessVerifier(JWKS_URL, AUD, ISSUER, fetcher, AcceptAll(), at_now().seconds)
     with pytest.raises(InvalidToken, match="unknown kid"):
         asyncio.run(v.verify(token({"alg": "RS256", "kid": "weak"})))
     assert "RSA modulus must be 2048..8192 bits, got 1024" in caplog.text
@@ -379,7 +377,7 @@ def test_sanitized_jwk_is_passed_to_the_rsa_verifier() -> None:
             return await PurePythonRsaVerifier().verify(key, signing_input, sig)
 
     fetcher = FakeFetcher(jwks(jwk(KEY_A, "a", use="sig", x5c=["..."], ext=True)))
-    v = AccessVerifier(JWKS_URL, AUD, ISSUER, fetcher, Recording(), Clock())
+    v = AccessVerifier(JWKS_URL, AUD, ISSUER, fetcher, Recording(), at_now().seconds)
     asyncio.run(v.verify(VALID))
     a = jwk(KEY_A, "a")
     assert seen == [{"kty": "RSA", "n": a["n"], "e": a["e"], "alg": "RS256"}]
@@ -400,7 +398,8 @@ def test_rsa_verifier_anything_but_true_refuses(result: Any) -> None:
                 raise result
             return result
 
-    v = AccessVerifier(JWKS_URL, AUD, ISSUER, FakeFetcher(jwks(jwk(KEY_A, "a"))), Stub(), Clock())
+    fetcher = FakeFetcher(jwks(jwk(KEY_A, "a")))
+    v = AccessVerifier(JWKS_URL, AUD, ISSUER, fetcher, Stub(), at_now().seconds)
     with pytest.raises(InvalidToken):
         asyncio.run(v.verify(VALID))
 
@@ -419,10 +418,10 @@ def test_malformed_tokens_never_cause_a_fetch() -> None:
 def test_jwks_is_cached_for_cache_seconds() -> None:
     v, fetcher, clock = verifier(cache_seconds=300)
     for offset in (0, 1, 100, 299):
-        clock.now = NOW + offset
+        clock.set_seconds(NOW + offset)
         asyncio.run(v.verify(token(exp=NOW + 1000)))
     assert fetcher.calls == [JWKS_URL]
-    clock.now = NOW + 300
+    clock.set_seconds(NOW + 300)
     asyncio.run(v.verify(token(exp=NOW + 1000)))
     assert fetcher.calls == [JWKS_URL] * 2
 
@@ -434,13 +433,13 @@ def test_unknown_kid_refetches_once_then_fails_and_is_throttled() -> None:
     unknown = token({"alg": "RS256", "kid": "nope"}, exp=NOW + 1000)
 
     # Within 30 s of the last fetch: no refetch at all.
-    clock.now = NOW + REFETCH_MIN_INTERVAL_SECONDS - 1
+    clock.set_seconds(NOW + REFETCH_MIN_INTERVAL_SECONDS - 1)
     with pytest.raises(InvalidToken):
         asyncio.run(v.verify(unknown))
     assert len(fetcher.calls) == 1
 
     # After 30 s: exactly one refetch, then failure; a burst of random kids costs nothing more.
-    clock.now = NOW + REFETCH_MIN_INTERVAL_SECONDS
+    clock.set_seconds(NOW + REFETCH_MIN_INTERVAL_SECONDS)
     for kid in ("nope", "x1", "x2", "x3"):
         with pytest.raises(InvalidToken):
             asyncio.run(v.verify(token({"alg": "RS256", "kid": kid}, exp=NOW + 1000)))
@@ -450,7 +449,7 @@ def test_unknown_kid_refetches_once_then_fails_and_is_throttled() -> None:
     asyncio.run(v.verify(token(exp=NOW + 1000)))
     assert len(fetcher.calls) == 2
 
-    clock.now = NOW + 2 * REFETCH_MIN_INTERVAL_SECONDS
+    clock.set_seconds(NOW + 2 * REFETCH_MIN_INTERVAL_SECONDS)
     with pytest.raises(InvalidToken):
         asyncio.run(v.verify(unknown))
     assert len(fetcher.calls) == 3
@@ -460,13 +459,13 @@ def test_key_rotation_is_picked_up_by_the_unknown_kid_refetch() -> None:
     v, fetcher, clock = verifier()
     asyncio.run(v.verify(VALID))
     fetcher.document = jwks(jwk(KEY_A, "a"), jwk(KEY_B, "b"))  # Access publishes the new key
-    clock.now = NOW + 60
+    clock.set_seconds(NOW + 60)
     rotated = token({"alg": "RS256", "kid": "b"}, key=KEY_B, exp=NOW + 1000)
     assert asyncio.run(v.verify(rotated)).sub == claims()["sub"]
     assert len(fetcher.calls) == 2
     # The old key is retired: after the cache expires it is gone.
     fetcher.document = jwks(jwk(KEY_B, "b"))
-    clock.now = NOW + 60 + 300
+    clock.set_seconds(NOW + 60 + 300)
     with pytest.raises(InvalidToken):
         asyncio.run(v.verify(token(exp=NOW + 1000)))
     assert asyncio.run(v.verify(rotated)).sub == claims()["sub"]
@@ -478,12 +477,12 @@ def test_fetch_error_is_invalid_token_and_retries_are_throttled() -> None:
     fetcher.error = OSError("connection reset")
     with pytest.raises(InvalidToken):
         asyncio.run(v.verify(VALID))
-    clock.now = NOW + REFETCH_MIN_INTERVAL_SECONDS - 1
+    clock.set_seconds(NOW + REFETCH_MIN_INTERVAL_SECONDS - 1)
     with pytest.raises(InvalidToken):
         asyncio.run(v.verify(VALID))
     assert len(fetcher.calls) == 1  # a down JWKS host is not hammered once per request
     fetcher.error = None
-    clock.now = NOW + REFETCH_MIN_INTERVAL_SECONDS
+    clock.set_seconds(NOW + REFETCH_MIN_INTERVAL_SECONDS)
     assert asyncio.run(v.verify(VALID)).sub == claims()["sub"]
     assert len(fetcher.calls) == 2
 
@@ -492,7 +491,7 @@ def test_failed_refetch_keeps_known_keys() -> None:
     v, fetcher, clock = verifier()
     asyncio.run(v.verify(VALID))
     fetcher.error = TimeoutError()
-    clock.now = NOW + 60
+    clock.set_seconds(NOW + 60)
     with pytest.raises(InvalidToken):
         asyncio.run(v.verify(token({"alg": "RS256", "kid": "new"}, exp=NOW + 1000)))
     assert asyncio.run(v.verify(token(exp=NOW + 1000))).sub == claims()["sub"]
@@ -502,7 +501,7 @@ def test_failed_refetch_keeps_known_keys() -> None:
 def test_clock_going_backwards_does_not_freeze_the_cache() -> None:
     v, fetcher, clock = verifier()
     asyncio.run(v.verify(VALID))
-    clock.now = NOW - 3600
+    clock.set_seconds(NOW - 3600)
     asyncio.run(v.verify(token(iat=NOW - 3600, nbf=NOW - 3600)))
     assert len(fetcher.calls) == 2
 
@@ -530,7 +529,7 @@ def test_bad_configuration_fails_at_construction(kwargs: dict[str, Any]) -> None
         "issuer": ISSUER,
         "fetcher": FakeFetcher(jwks()),
         "rsa": PurePythonRsaVerifier(),
-        "clock": Clock(),
+        "clock": at_now().seconds,
     }
     args.update(kwargs)
     with pytest.raises(ValueError):
@@ -539,7 +538,7 @@ def test_bad_configuration_fails_at_construction(kwargs: dict[str, Any]) -> None
 
 def test_for_team_derives_the_certs_url() -> None:
     fetcher = FakeFetcher(jwks(jwk(KEY_A, "a")))
-    v = AccessVerifier.for_team(ISSUER, AUD, fetcher, PurePythonRsaVerifier(), Clock())
+    v = AccessVerifier.for_team(ISSUER, AUD, fetcher, PurePythonRsaVerifier(), at_now().seconds)
     asyncio.run(v.verify(VALID))
     assert fetcher.calls == ["https://team.cloudflareaccess.com/cdn-cgi/access/certs"]
 

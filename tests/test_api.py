@@ -16,7 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app_harness import (
+from config import KIB, MIB, Config
+from index.sortedset import MAX_SCORE
+from storage.kv import ValueWithMetadata
+from support.app_harness import (
     TOKEN,
     AppHarness,
     Reply,
@@ -26,10 +29,7 @@ from app_harness import (
     message_body,
     record_metadata,
 )
-from config import KIB, MIB, Config
-from index.sortedset import MAX_SCORE
-from memory_kv import MemoryKV
-from storage.kv import ValueWithMetadata
+from support.memory_kv import MemoryKV
 
 PROBLEM_JSON = "application/problem+json"
 JSON_TYPE = "application/json"

@@ -28,11 +28,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from app_harness import TOKEN, AppHarness, Reply, ids, message_body
 from auth.access import AccessVerifier, access_certs_url
 from auth.hs256 import sign_hs256
 from config import Config
-from rsa_reference import PurePythonRsaVerifier
+from support.app_harness import TOKEN, AppHarness, Reply, ids, message_body
+from support.rsa_reference import PurePythonRsaVerifier
 from web.cors import ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS
 
 JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"  # >= 32 bytes, as HS256 requires
@@ -355,8 +355,8 @@ def test_whole_walk_leaves_bob_untouched_and_alice_saw_nothing_of_his(world: Wor
         seen.append(reply.body)
     assert world.h.kv.snapshot() == before
     assert world.bob_view() == bob_before
-    for body in seen:
-        assert b"secret of msg-bob" not in body
+    for seen_body in seen:
+        assert b"secret of msg-bob" not in seen_body
 
 
 # --- Alice on her own data -----------------------------------------------------------------------

@@ -24,7 +24,7 @@ from auth.access import AccessVerifier, access_certs_url
 from auth.hs256 import JWTSettings, sign_hs256
 from auth.principal import UNAUTHORIZED_DETAIL, Authenticator, Principal
 from errors import Unauthorized
-from rsa_reference import PurePythonRsaVerifier
+from support.rsa_reference import PurePythonRsaVerifier
 
 NOW = 1_700_000_000
 API_TOKEN = "service-token-0123456789abcdef"

@@ -4,39 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import pytest
 
-from app_harness import (
-    JOURNAL_PREFIX,
-    FakeClock,
-    assert_replay_wrote_nothing_twice,
-    record_metadata,
-)
 from chat_store import MAX_ERASE_PER_REQUEST, ChatStore, Scope
 from config import Config, ConfigError
 from errors import Conflict, NotFound, StorageUnavailable
 from index.pacer import CompactionPacer
 from index.sorted_index import MIN_SETTLE_MS
 from index.sortedset import MAX_SCORE, MIN_SCORE
-from memory_kv import MemoryKV
+from support.aio import run
+from support.app_harness import (
+    JOURNAL_PREFIX,
+    assert_replay_wrote_nothing_twice,
+    record_metadata,
+)
+from support.clock import ManualClock
+from support.memory_kv import MemoryKV
 from validation import MessageDraft, MessagePatch, RangeQuery
 
 T = TypeVar("T")
 SENDER = {"id": "s1", "name": "Sam"}
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
 class Rig:
     """A store over MemoryKV whose deferred work runs when ``drain`` is called."""
 
     def __init__(self, settle_ms: int = 1_000, start_ms: int = 1_700_000_000_000) -> None:
-        self.clock = FakeClock(start_ms)
+        self.clock = ManualClock(start_ms)
         self.kv = MemoryKV(clock=self.clock.seconds)
         self.deferred: list[Awaitable[object]] = []
         self.store = ChatStore(self.kv, Config(journal_settle_ms=settle_ms), self.clock,

@@ -24,16 +24,17 @@ waiting for an operator: the retry's 2xx must mean the same as a first-time 2xx.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from app_harness import FakeClock, Reply, message_body
-from fault_harness import (
+from kvformat import MESSAGE_PREFIX
+from support.aio import run
+from support.app_harness import Reply, message_body
+from support.clock import ManualClock
+from support.fault_harness import (
     TINY_CONFIG,
     FaultHarness,
     Message,
@@ -43,24 +44,18 @@ from fault_harness import (
     live_positions,
     position,
     records,
-    scope_path,
+    scope_segment,
     scopes_of,
     stored_index,
 )
-from faulty_kv import FaultyKV
-from kvformat import MESSAGE_PREFIX
-from memory_kv import MemoryKV
+from support.faulty_kv import FaultyKV
+from support.memory_kv import MemoryKV
 
-T = TypeVar("T")
 CONFIG = TINY_CONFIG
 USERS = ("u1", "u2", "u3")
 CONVERSATIONS = ("c1", "c2", "c3")
 SCOPES = [("user", u) for u in USERS] + [("conversation", c) for c in CONVERSATIONS]
 Model = dict[str, Message]
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 # -- the seeded store -------------------------------------------------------------------------
@@ -82,10 +77,10 @@ SEED_MESSAGES: list[dict[str, Any]] = [
 async def touch_every_scope(h: FaultHarness) -> None:
     """A listing of every scope: each schedules the compaction its index wants."""
     for kind, scope_id in SCOPES:
-        await h.alist_all(scope_path(kind, scope_id), order="asc", limit=4)
+        await h.alist_all(scope_segment(kind, scope_id), order="asc", limit=4)
 
 
-async def seed() -> tuple[FakeClock, MemoryKV, Model]:
+async def seed() -> tuple[ManualClock, MemoryKV, Model]:
     """Acknowledged history with every layout feature present when the operation runs: folded
     segments, a manifest with garbage that is due, collectable journal entries, and unfolded
     journal entries on top of the roots."""
@@ -157,7 +152,7 @@ def _patch(name: str, target: str, changes: dict[str, Any]) -> Operation:
 
 
 def _erase(name: str, kind: str, scope_id: str) -> Operation:
-    return Operation(name, "erase", "DELETE", f"/v1/{scope_path(kind, scope_id)}/messages",
+    return Operation(name, "erase", "DELETE", f"/v1/{scope_segment(kind, scope_id)}/messages",
                      ok=(200,), scope=(kind, scope_id))
 
 
@@ -320,7 +315,7 @@ async def _assert_listings(h: FaultHarness, expected: Expectation, stage: str) -
     stored = assert_records(h, expected)
     scopes = set(SCOPES) | {s for m in stored.values() for s in scopes_of(m)}
     for kind, scope_id in sorted(scopes):
-        path = scope_path(kind, scope_id)
+        path = scope_segment(kind, scope_id)
         where = f"{stage} {path}"
         asc = await h.alist_all(path, order="asc", limit=2)
         desc = await h.alist_all(path, order="desc", limit=3)
@@ -621,7 +616,7 @@ def test_a_reindex_soon_after_a_crashed_delete_keeps_the_surviving_records(name:
 async def count_every_scope(h: FaultHarness) -> None:
     """A count of every scope: schedules compaction like a listing, but no read-repair."""
     for kind, scope_id in SCOPES:
-        await h.acount(scope_path(kind, scope_id))
+        await h.acount(scope_segment(kind, scope_id))
 
 
 @pytest.mark.parametrize("then", ["move", "delete"])

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from app_harness import FakeClock
-from edge_kv import REQUEST_TAG, EdgeWorld, LocationKV
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
-from memory_kv import KVLimitError
 from storage.kv import MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_METADATA_BYTES, KVStore
+from support.aio import run
+from support.clock import ManualClock
+from support.edge_kv import REQUEST_TAG, EdgeWorld, LocationKV
+from support.memory_kv import KVLimitError
 
-T = TypeVar("T")
 TTL = 60_000
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-def world(clock: FakeClock, seed: int = 1, **options: Any) -> EdgeWorld:
+def world(clock: ManualClock, seed: int = 1, **options: Any) -> EdgeWorld:
     """A world whose timings are exact unless a test says otherwise: no propagation delay, no
     listing lag, no rate limit, so each test turns on only what it is about."""
     settings: dict[str, Any] = {"max_propagation_ms": 0, "max_list_lag_ms": 0,
@@ -45,14 +39,14 @@ async def names(kv: LocationKV, prefix: str = "", limit: int = MAX_LIST_LIMIT) -
 
 
 def test_a_location_is_one_kv_store_per_name() -> None:
-    w = world(FakeClock())
+    w = world(ManualClock())
     store: KVStore = w.location("ams")  # mypy checks the protocol here
     assert store is w.location("ams") and store is not w.location("sin")
     assert list(w.locations) == ["ams", "sin"]
 
 
 def test_values_and_metadata_round_trip() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     ams = world(clock).location("ams")
 
     async def scenario() -> None:
@@ -67,7 +61,7 @@ def test_values_and_metadata_round_trip() -> None:
 
 
 def test_a_cached_miss_hides_a_later_write_for_the_ttl() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock)
     ams, sin = w.location("ams"), w.location("sin")
 
@@ -89,7 +83,7 @@ def test_a_cached_miss_hides_a_later_write_for_the_ttl() -> None:
 
 
 def test_reads_hidden_by_the_cache_are_logged_as_stale() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock)
     ams, sin = w.location("ams"), w.location("sin")
 
@@ -105,7 +99,7 @@ def test_reads_hidden_by_the_cache_are_logged_as_stale() -> None:
 
 
 def test_a_cached_hit_hides_a_later_delete_and_update_elsewhere() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock)
     ams, sin = w.location("ams"), w.location("sin")
 
@@ -121,7 +115,7 @@ def test_a_cached_hit_hides_a_later_delete_and_update_elsewhere() -> None:
 
 
 def test_a_location_sees_its_own_write_over_its_cache() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     ams = world(clock).location("ams")
 
     async def scenario() -> None:
@@ -135,7 +129,7 @@ def test_a_location_sees_its_own_write_over_its_cache() -> None:
 
 
 def test_own_write_delay_hides_a_write_from_its_own_location_for_a_while() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, own_write_delay_ms=500)
     ams = w.location("ams")
 
@@ -153,7 +147,7 @@ def test_own_write_delay_hides_a_write_from_its_own_location_for_a_while() -> No
 
 
 def test_a_write_reaches_another_location_after_its_propagation_delay() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, min_propagation_ms=2_000, max_propagation_ms=2_000)
     ams, sin, iad = w.location("ams"), w.location("sin"), w.location("iad")
 
@@ -170,7 +164,7 @@ def test_a_write_reaches_another_location_after_its_propagation_delay() -> None:
 
 
 def test_propagation_delays_are_drawn_per_write_and_location_and_fixed() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, max_propagation_ms=10_000)
     ams = w.location("ams")
     run(ams.put("k", "v"))
@@ -183,7 +177,7 @@ def test_propagation_delays_are_drawn_per_write_and_location_and_fixed() -> None
 
 
 def test_listing_lag_hides_a_new_key_and_still_shows_a_deleted_one() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, min_list_lag_ms=30_000, max_list_lag_ms=30_000)
     ams = w.location("ams")
 
@@ -204,7 +198,7 @@ def test_listing_lag_hides_a_new_key_and_still_shows_a_deleted_one() -> None:
 
 
 def test_listing_lag_varies_per_listing_within_its_bounds() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, max_list_lag_ms=10_000)
     ams = w.location("ams")
 
@@ -218,7 +212,7 @@ def test_listing_lag_varies_per_listing_within_its_bounds() -> None:
 
 
 def test_a_second_write_within_a_second_is_rate_limited_world_wide() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, rate_limit_writes=True)
     ams, sin = w.location("ams"), w.location("sin")
 
@@ -242,7 +236,7 @@ def test_a_second_write_within_a_second_is_rate_limited_world_wide() -> None:
 
 
 def test_deletes_can_be_left_out_of_the_rate_limit() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, rate_limit_writes=True, rate_limit_deletes=False)
     ams = w.location("ams")
 
@@ -256,7 +250,7 @@ def test_deletes_can_be_left_out_of_the_rate_limit() -> None:
 
 
 def test_transient_failures_of_reads_and_lists() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, failure_rate=1.0)
     ams = w.location("ams")
 
@@ -273,7 +267,7 @@ def test_transient_failures_of_reads_and_lists() -> None:
 def test_a_failed_write_may_or_may_not_have_happened() -> None:
     outcomes: set[bool] = set()
     for seed in range(20):
-        clock = FakeClock()
+        clock = ManualClock()
         w = world(clock, seed=seed, failure_rate=1.0)
 
         async def scenario(w: EdgeWorld = w) -> None:
@@ -286,7 +280,7 @@ def test_a_failed_write_may_or_may_not_have_happened() -> None:
 
 
 def test_a_lost_acknowledgement_is_a_write_that_happened_and_failed() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, rate_limit_writes=True)
     ams = w.location("ams")
     w.lose_next_ack("chat:", location="ams")
@@ -305,7 +299,7 @@ def test_a_lost_acknowledgement_is_a_write_that_happened_and_failed() -> None:
 
 
 def test_a_slow_write_is_accepted_only_when_its_call_ends() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
 
     async def sleep(seconds: float) -> None:  # a fake sleep: the clock moves, no real wait
         clock.advance(round(seconds * 1000))
@@ -326,7 +320,7 @@ def test_a_slow_write_is_accepted_only_when_its_call_ends() -> None:
 
 
 def test_pages_of_one_listing_show_one_moment() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock)
     ams = w.location("ams")
 
@@ -346,7 +340,7 @@ def test_pages_of_one_listing_show_one_moment() -> None:
 
 
 def test_listing_is_in_utf8_byte_order_with_prefix_and_limit() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     ams = world(clock).location("ams")
     keys = ["p:é", "p:z", "p:a", "p:\U0001f600", "q", "p"]
 
@@ -362,7 +356,7 @@ def test_listing_is_in_utf8_byte_order_with_prefix_and_limit() -> None:
 
 
 def test_limits_are_those_of_workers_kv() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     ams = world(clock).location("ams")
 
     async def scenario() -> None:
@@ -386,7 +380,7 @@ def test_limits_are_those_of_workers_kv() -> None:
 
 
 def test_expiring_keys_disappear_when_their_ttl_is_over() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     ams = world(clock).location("ams")
 
     async def scenario() -> None:
@@ -402,7 +396,7 @@ def test_expiring_keys_disappear_when_their_ttl_is_over() -> None:
 
 
 def test_counters_count_calls_per_location() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock)
     ams, sin = w.location("ams"), w.location("sin")
 
@@ -420,7 +414,7 @@ def test_counters_count_calls_per_location() -> None:
 
 
 def test_history_and_settled_view_are_the_authoritative_state() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = world(clock, max_propagation_ms=5_000)
     ams, sin = w.location("ams"), w.location("sin")
 
@@ -441,7 +435,7 @@ def test_history_and_settled_view_are_the_authoritative_state() -> None:
 
 
 def test_after_a_quiet_period_every_location_sees_everything() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     w = EdgeWorld(7, clock, own_write_delay_ms=300)  # the documented timings, all random
     locations = [w.location(n) for n in ("ams", "sin", "iad")]
 
@@ -464,7 +458,7 @@ def test_after_a_quiet_period_every_location_sees_everything() -> None:
 
 def test_a_seed_replays_the_same_edge() -> None:
     def trace(seed: int) -> list[object]:
-        clock = FakeClock()
+        clock = ManualClock()
         w = EdgeWorld(seed, clock, failure_rate=0.3, max_list_lag_ms=5_000,
                       max_propagation_ms=3_000)
         kvs = [w.location(n) for n in ("ams", "sin")]

@@ -34,7 +34,7 @@ import pytest
 
 from chat_store import Scope
 from config import Config
-from edge_sim import (
+from support.edge_sim import (
     AGREEMENT,
     DEFAULT_CONFIG,
     ERASE_AFTER_DELETE,

@@ -41,9 +41,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from app_harness import Reply, message_body
 from errors import StorageUnavailable
-from fault_harness import (
+from storage.retrying import RetryingKV, RetryPolicy
+from support.app_harness import Reply, message_body
+from support.fault_harness import (
     TINY_CONFIG,
     FaultHarness,
     Message,
@@ -52,11 +53,10 @@ from fault_harness import (
     live_positions,
     position,
     records,
-    scope_path,
+    scope_segment,
     stored_index,
 )
-from faulty_kv import FaultyKV
-from storage.retrying import RetryingKV, RetryPolicy
+from support.faulty_kv import FaultyKV
 
 T = TypeVar("T")
 CONFIG = TINY_CONFIG
@@ -309,7 +309,7 @@ class FaultyStore(RuleBasedStateMachine):
 
     @rule(scope=st.sampled_from(SCOPES))
     def erase(self, scope: tuple[str, str]) -> None:
-        reply = self.send("DELETE", f"/v1/{scope_path(*scope)}/messages")
+        reply = self.send("DELETE", f"/v1/{scope_segment(*scope)}/messages")
         assert reply.status in (200, 503), reply.body
         members = self.in_scope(*scope)
         if reply.status == 200:
@@ -337,7 +337,7 @@ class FaultyStore(RuleBasedStateMachine):
         cursor: str | None = None
         for _ in range(50):
             query = f"order={order}&limit={limit}" + (f"&cursor={cursor}" if cursor else "")
-            reply = self.send("GET", f"/v1/{scope_path(*scope)}/messages", query=query)
+            reply = self.send("GET", f"/v1/{scope_segment(*scope)}/messages", query=query)
             if reply.status == 503:
                 break
             assert reply.status == 200, reply.body
@@ -350,7 +350,7 @@ class FaultyStore(RuleBasedStateMachine):
 
     @rule(scope=st.sampled_from(SCOPES))
     def count_under_faults(self, scope: tuple[str, str]) -> None:
-        reply = self.send("GET", f"/v1/{scope_path(*scope)}/messages/count")
+        reply = self.send("GET", f"/v1/{scope_segment(*scope)}/messages/count")
         if reply.status == 200:
             self.check_count(scope, reply.json["count"])
 
@@ -387,7 +387,7 @@ class FaultyStore(RuleBasedStateMachine):
 
     def touch_all(self) -> None:
         for kind, scope_id in SCOPES:
-            self.run(self.h.alist_all(scope_path(kind, scope_id), order="asc", limit=4))
+            self.run(self.h.alist_all(scope_segment(kind, scope_id), order="asc", limit=4))
 
     # -- invariants -------------------------------------------------------------------------
 
@@ -434,7 +434,7 @@ class FaultyStore(RuleBasedStateMachine):
 
     def check_listings(self) -> None:
         for scope in SCOPES:
-            path = f"/v1/{scope_path(*scope)}/messages"
+            path = f"/v1/{scope_segment(*scope)}/messages"
             for order, limit in (("asc", 3), ("desc", 4)):  # page by page, through the cursors
                 shown: list[Message] = []
                 cursor: str | None = None

@@ -5,26 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from app_harness import FakeClock
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
-from faulty_kv import FaultyKV
-from memory_kv import MemoryKV
 from storage.kv import KVStore, ValueWithMetadata
 from storage.retrying import RetryingKV, RetryPolicy
-
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+from support.aio import run
+from support.clock import ManualClock
+from support.faulty_kv import FaultyKV
+from support.memory_kv import MemoryKV
 
 
-def make(**options: Any) -> tuple[FaultyKV, MemoryKV, FakeClock]:
-    clock = FakeClock(0)
+def make(**options: Any) -> tuple[FaultyKV, MemoryKV, ManualClock]:
+    clock = ManualClock(0)
     inner = MemoryKV(clock=clock.seconds)
     options.setdefault("seed", 0)
     return FaultyKV(inner, clock=clock, **options), inner, clock

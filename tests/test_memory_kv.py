@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_kv import KVLimitError, MemoryKV
 from storage.kv import (
     MAX_KEY_BYTES,
     MAX_LIST_LIMIT,
@@ -23,20 +20,9 @@ from storage.kv import (
     ListPage,
     ValueWithMetadata,
 )
-
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from support.aio import run
+from support.clock import ManualClock
+from support.memory_kv import KVLimitError, MemoryKV
 
 
 async def fill(kv: MemoryKV, keys: list[str]) -> None:
@@ -397,10 +383,10 @@ def test_list_limit_out_of_range(limit: int) -> None:
 
 
 def test_expiration_with_fake_clock() -> None:
-    clock = FakeClock(1_000_000)
+    clock = ManualClock(1_000_000_000)
 
     async def go() -> None:
-        kv = MemoryKV(clock=clock)
+        kv = MemoryKV(clock=clock.seconds)
         await kv.put("a", "1", expiration_ttl=60, metadata={"m": 1})
         await kv.put("b", "2")
         await kv.put("c", "3", expiration_ttl=3600)
@@ -411,10 +397,10 @@ def test_expiration_with_fake_clock() -> None:
             ListedKey("c", None, 1_003_600),
         ]
 
-        clock.now = 1_000_059.9
+        clock.set_seconds(1_000_059.9)
         assert await kv.get("a") == "1"
 
-        clock.now = 1_000_060
+        clock.set_seconds(1_000_060)
         assert await kv.get("a") is None
         assert await kv.get_with_metadata("a") is None
         assert [k.name for k in (await kv.list()).keys] == ["b", "c"]
@@ -424,17 +410,17 @@ def test_expiration_with_fake_clock() -> None:
 
         await kv.put("a", "revived")  # a put without a TTL never expires
         assert (await kv.list(limit=1)).keys == [ListedKey("a", None, None)]
-        clock.now += 10**9
+        clock.advance(10**12)
         assert kv.snapshot() == {"a": "revived", "b": "2"}
 
     run(go())
 
 
 def test_overwrite_changes_expiration() -> None:
-    clock = FakeClock(500)
+    clock = ManualClock(500_000)
 
     async def go() -> None:
-        kv = MemoryKV(clock=clock)
+        kv = MemoryKV(clock=clock.seconds)
         await kv.put("k", "v")
         await kv.put("k", "v", expiration_ttl=120)
         assert (await kv.list()).keys[0].expiration == 620
@@ -445,13 +431,13 @@ def test_overwrite_changes_expiration() -> None:
 
 
 def test_expired_keys_do_not_fill_pages() -> None:
-    clock = FakeClock(0)
+    clock = ManualClock(0)
 
     async def go() -> None:
-        kv = MemoryKV(clock=clock)
+        kv = MemoryKV(clock=clock.seconds)
         for i in range(20):
             await kv.put(f"k{i:02d}", "v", expiration_ttl=60 if i % 2 else None)
-        clock.now = 60
+        clock.set_seconds(60)
         first = await kv.list(limit=5)
         assert [k.name for k in first.keys] == ["k00", "k02", "k04", "k06", "k08"]
         assert await list_all(kv, limit=5) == [f"k{i:02d}" for i in range(0, 20, 2)]

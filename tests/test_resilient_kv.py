@@ -3,7 +3,6 @@ retries run out (503 ``storage_unavailable`` with ``Retry-After``, never a 500).
 
 from __future__ import annotations
 
-import asyncio
 import random
 import statistics
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -11,11 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app_harness import TOKEN, Reply, message_body
 from errors import KVRateLimited, KVTransientError, StorageUnavailable
-from fault_harness import FaultHarness
-from faulty_kv import FaultyKV
-from memory_kv import KVLimitError, MemoryKV
 from storage.kv import (
     MAX_LIST_LIMIT,
     BatchReads,
@@ -26,12 +21,13 @@ from storage.kv import (
     get_many_with_metadata,
 )
 from storage.retrying import RetryingKV, RetryPolicy
+from support.aio import run
+from support.app_harness import TOKEN, Reply, message_body
+from support.fault_harness import FaultHarness
+from support.faulty_kv import FaultyKV
+from support.memory_kv import KVLimitError, MemoryKV
 
 T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 class Sleeps:

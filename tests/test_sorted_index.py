@@ -15,13 +15,12 @@ stored structure equal to it.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 import json
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import pytest
 from hypothesis import event, given, note, settings
@@ -39,32 +38,19 @@ from index.sorted_index import (
 )
 from index.sortedset import Entry
 from kvformat import JOURNAL_PREFIX, Op, journal_prefix
-from memory_kv import MemoryKV
 from storage.kv import ListPage, Metadata, ValueWithMetadata
-
-T = TypeVar("T")
+from support.aio import run
+from support.clock import START_MS, ManualClock
+from support.memory_kv import MemoryKV
 
 INDEX = "user:chat:alice"
 DEFAULT_SETTLE_MS = 120_000  # Config.journal_settle_ms
 SHORT_SETTLE_MS = 1_000  # shorter than MAX_COMPACTION_MS, as a test config might use
-START_MS = 1_700_000_000_000
 # Small enough that a few dozen entries spill the head into segments and split them.
 TINY_LAYOUT = Layout(head_max=4, head_keep=2, segment_max=3)
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
 # -- harness ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Clock:
-    now_ms: int = START_MS
-
-    def __call__(self) -> int:
-        return self.now_ms
 
 
 @dataclass
@@ -174,8 +160,8 @@ class World:
     ) -> None:
         self.settle_ms = settle_ms
         self.layout = layout
-        self.clock = Clock()
-        self.kv = MemoryKV(clock=lambda: self.clock.now_ms / 1000)
+        self.clock = ManualClock()
+        self.kv = MemoryKV(clock=self.clock.seconds)
         self.lagging = LaggingKV(self.kv)
         self.store = IndexStore(self.lagging, self.clock, settle_ms, layout, ObjectCache())
         self.records: list[Recorded] = []
@@ -297,7 +283,8 @@ class World:
         view trusting its root (rule 5) may miss records listed only after the root's last
         full pass (any subset of them: they are few here)."""
         visible = [r for r in self.records if r.visible_ms is not None]
-        uncertain = [r for r in visible if view.trusted and r.visible_ms > view.root.at]
+        uncertain = [r for r in visible
+                     if view.trusted and r.visible_ms is not None and r.visible_ms > view.root.at]
         answers = []
         for n in range(len(uncertain) + 1):
             for missed in itertools.combinations(uncertain, n):

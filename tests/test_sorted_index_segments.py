@@ -17,7 +17,8 @@ from index.object_cache import ObjectCache
 from index.sorted_index import MAX_COMPACTION_MS, IndexObjects, IndexStore, IndexView, Layout
 from index.sortedset import Entry
 from kvformat import JOURNAL_PREFIX, MANIFEST_PREFIX, SEGMENT_PREFIX, Op
-from memory_kv import MemoryKV
+from support.clock import ManualClock
+from support.memory_kv import MemoryKV
 
 INDEX = "user:chat:u1"
 SETTLE_MS = 1_000
@@ -25,20 +26,12 @@ TINY = Layout(head_max=4, head_keep=2, segment_max=3)
 
 
 @dataclass
-class Clock:
-    now_ms: int = 1_700_000_000_000
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-@dataclass
 class Harness:
-    clock: Clock = field(default_factory=Clock)
+    clock: ManualClock = field(default_factory=ManualClock)
     model: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.kv = MemoryKV(clock=lambda: self.clock.now_ms / 1000)
+        self.kv = MemoryKV(clock=self.clock.seconds)
         self.store = IndexStore(self.kv, self.clock, SETTLE_MS, TINY)
 
     async def apply(self, op: Op) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 HERE = Path(__file__).resolve().parent
 API_TOKEN = "test-token"

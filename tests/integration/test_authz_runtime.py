@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from auth.hs256 import sign_hs256
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 AUTHZ_CONFIG = Path(__file__).resolve().parent / "wrangler.authz.toml"
 SERVICE_TOKEN = "authz-service-token-0123456789"

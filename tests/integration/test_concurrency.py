@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from chat_support import (
+from support.chat_support import (
     Expected,
     Message,
     body,
@@ -24,10 +24,10 @@ from chat_support import (
     count,
     index_entries,
     list_all,
+    messages_path,
     ordered,
-    scope_path,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 PARALLEL = 100
 THREADS = 32
@@ -73,7 +73,7 @@ def test_parallel_appends_for_one_user_are_all_listed(
     live: list[Message] = [r.json()["message"] for r in responses]
     assert len({m["id"] for m in live}) == PARALLEL
 
-    path = scope_path("users", unique_id)
+    path = messages_path("users", unique_id)
     assert count(client, path) == PARALLEL
     assert list_all(client, path, order="asc", limit=30) == ordered(live, "asc")
     assert list_all(client, path, order="desc", limit=100) == ordered(live, "desc")
@@ -120,7 +120,7 @@ def test_parallel_appends_and_deletes_across_conversations(
            for c in conversations},
     }
     for (kind, scope_id), messages in scopes.items():
-        path = scope_path(kind, scope_id)
+        path = messages_path(kind, scope_id)
         assert count(client, path) == len(messages), path
         assert count(client, path, start=10, end=30) == len(
             [m for m in messages if 10 <= m["timestamp"] <= 30]), path
@@ -130,7 +130,7 @@ def test_parallel_appends_and_deletes_across_conversations(
         assert client.get(f"/v1/messages/{unique_id}-{i:03d}").status_code == 404
     expected: Expected = {
         f"{'user' if kind == 'users' else 'conversation'}:chat:{scope_id}": (
-            index_entries(messages), scope_path(kind, scope_id))
+            index_entries(messages), messages_path(kind, scope_id))
         for (kind, scope_id), messages in scopes.items()
     }
     actual = converged_indexes(worker, client, expected, timeout=CONVERGE_S)

@@ -39,19 +39,20 @@ from typing import Any
 import httpx
 import pytest
 
-from chat_support import (
+from support.aio import run
+from support.chat_support import (
     Message,
     body,
     count,
     ids,
     index_entries,
     list_all,
+    messages_path,
     ordered,
     page,
-    scope_path,
     stored_indexes,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 WORKERS = ("a", "b")  # "a": the session worker; "b": its sibling on the same KV
 IN_FLIGHT = 50  # requests in flight at once, over both workers
@@ -285,10 +286,6 @@ class Duo:
             return Timed(worker, response, sent, self._traffic.now())
 
 
-def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(coroutine)
-
-
 # -- fixtures --------------------------------------------------------------------------------
 
 
@@ -464,10 +461,10 @@ def check_arrays(problems: Problems, worker: LocalWorker, pair: dict[str, httpx.
 def scopes_of(user: str, conversations: list[str],
               live: Iterable[Message]) -> dict[str, tuple[str, list[Message]]]:
     live = list(live)
-    out = {f"user:chat:{user}": (scope_path("users", user), live)}
+    out = {f"user:chat:{user}": (messages_path("users", user), live)}
     for c in conversations:
         out[f"conversation:chat:{c}"] = (
-            scope_path("conversations", c), [m for m in live if m.get("conversation_id") == c])
+            messages_path("conversations", c), [m for m in live if m.get("conversation_id") == c])
     return out
 
 
@@ -557,7 +554,7 @@ def test_appends_and_deletes_race_across_two_isolates(
             return list(await asyncio.gather(
                 *(append_then_maybe_delete(i) for i in range(APPENDS))))
 
-    results: list[tuple[Timed, Timed | None]] = run_async(burst())
+    results: list[tuple[Timed, Timed | None]] = run(burst())
     bad = (unexpected((c for c, _ in results), 201, after_retry=200)
            + unexpected((d for _, d in results), 204, after_retry=404))
     assert not bad, "\n".join(bad)
@@ -692,7 +689,7 @@ def test_timestamp_edits_race_across_two_isolates(
                                         *(append(k) for k in range(EDIT_APPENDS)), *others)
         return [d for d in done if isinstance(d, Timed)]
 
-    appended = run_async(burst())
+    appended = run(burst())
     bad = (unexpected(appended, 201, after_retry=200)
            + unexpected((p.result for p in patches), 200, after_retry=200))
     assert not bad, "\n".join(bad)
@@ -707,7 +704,7 @@ def test_timestamp_edits_race_across_two_isolates(
                 duo.call(WORKERS[k % 2], "GET", f"/v1/messages/{message_id}")
                 for k, message_id in enumerate(every_id))))
 
-    reads: list[Timed] = run_async(read_records())
+    reads: list[Timed] = run(read_records())
     assert not unexpected(reads, 200, after_retry=200), unexpected(reads, 200, after_retry=200)
     records: dict[str, Message] = {r.json()["message"]["id"]: r.json()["message"] for r in reads}
 
@@ -753,8 +750,8 @@ def test_timestamp_edits_race_across_two_isolates(
     probes = [
         (message_id, path, name)
         for message_id in [*in_sequence, *once, *racing]
-        for path in (scope_path("users", user),
-                     scope_path("conversations", records[message_id]["conversation_id"]))
+        for path in (messages_path("users", user),
+                     messages_path("conversations", records[message_id]["conversation_id"]))
         for name in WORKERS
     ]
 
@@ -764,7 +761,7 @@ def test_timestamp_edits_race_across_two_isolates(
                 duo.call(name, "GET", "{}?start={}&end={}&limit=100".format(path, *window(m)))
                 for m, path, name in probes)))
 
-    for (message_id, path, name), result in zip(probes, run_async(probe_all()), strict=True):
+    for (message_id, path, name), result in zip(probes, run(probe_all()), strict=True):
         assert result.status == 200, f"{result} {result.response.text}"
         times = ids(result.json()["messages"]).count(message_id)
         low, high = window(message_id)
@@ -821,14 +818,14 @@ def test_no_server_errors_on_either_worker(
                 duo.call("a", "PATCH", f"/v1/messages/{user}-x1", {"timestamp": 100}),
                 duo.call("b", "DELETE", f"/v1/messages/{user}-x1"),
                 duo.call("b", "PATCH", f"/v1/messages/{user}-x2", {"content": "edited"}),
-                duo.call("a", "GET", scope_path("users", user)),
-                duo.call("b", "GET", scope_path("users", user) + "/count"),
+                duo.call("a", "GET", messages_path("users", user)),
+                duo.call("b", "GET", messages_path("users", user) + "/count"),
             ))
 
-    for result in run_async(races()):
+    for result in run(races()):
         assert result.status in (200, 204, 404), f"{result} {result.response.text}"
     for client in pair.values():
-        assert client.get(scope_path("users", user)).status_code == 200
+        assert client.get(messages_path("users", user)).status_code == 200
         assert client.get(f"/v1/messages/{user}-x0").status_code == 404
     time.sleep(1.0)  # the deferred compactions of the last requests finish (and log)
 

@@ -16,16 +16,16 @@ import h11
 import httpx
 import pytest
 
-from chat_support import (
+from support.chat_support import (
     assert_no_internals,
     assert_problem,
     body,
     count,
     create,
     list_all,
-    scope_path,
+    messages_path,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -64,10 +64,10 @@ def test_bad_credentials_are_401_and_change_nothing(
         ("POST", "/v1/messages/batch", {"messages": [body(unique_id, "sneaky")]}),
         ("PATCH", f"/v1/messages/{unique_id}-m", {"content": "sneaky"}),
         ("DELETE", f"/v1/messages/{unique_id}-m", None),
-        ("GET", scope_path("users", unique_id), None),
-        ("GET", scope_path("users", unique_id) + "/count", None),
-        ("DELETE", scope_path("users", unique_id), None),
-        ("DELETE", scope_path("conversations", unique_id), None),
+        ("GET", messages_path("users", unique_id), None),
+        ("GET", messages_path("users", unique_id) + "/count", None),
+        ("DELETE", messages_path("users", unique_id), None),
+        ("DELETE", messages_path("conversations", unique_id), None),
         ("PUT", "/v1/messages", None),  # wrong method: authentication comes first
     ]
     for method, path, payload in attempts:
@@ -75,14 +75,14 @@ def test_bad_credentials_are_401_and_change_nothing(
         assert_problem(response, 401, "unauthorized")
         assert response.headers["www-authenticate"].startswith("Bearer"), response.headers
         assert response.headers["cache-control"] == "no-store"
-    assert list_all(client, scope_path("users", unique_id)) == [existing]
+    assert list_all(client, messages_path("users", unique_id)) == [existing]
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
 def test_bearer_scheme_is_case_insensitive(
     anon_client: httpx.Client, api_token: str, unique_id: str, scheme: str
 ) -> None:
-    response = anon_client.get(scope_path("users", unique_id),
+    response = anon_client.get(messages_path("users", unique_id),
                                headers={"Authorization": f"{scheme} {api_token}"})
     assert response.status_code == 200, response.text
 
@@ -177,7 +177,7 @@ def test_oversized_field_is_413(client: httpx.Client, unique_id: str, name: str,
     existing = create(client, body(unique_id, "small"))
     assert_problem(client.patch(f"/v1/messages/{existing['id']}", json=fields),
                    413, "payload_too_large")
-    assert count(client, scope_path("users", unique_id)) == 1
+    assert count(client, messages_path("users", unique_id)) == 1
 
 
 @pytest.mark.parametrize(("name", "fields"), FITS, ids=[n for n, _ in FITS])
@@ -215,7 +215,7 @@ def test_declared_body_over_8_mib_is_413_before_upload(
     answer = raw_post_declaring(worker, api_token, 8 * MIB + 1, payload)
     assert answer.status_code == 413
     assert dict(answer.headers)[b"content-type"].startswith(b"application/problem+json")
-    assert count(client, scope_path("users", unique_id)) == 0
+    assert count(client, messages_path("users", unique_id)) == 0
 
 
 def test_streamed_body_over_8_mib_is_413(client: httpx.Client, unique_id: str) -> None:
@@ -231,7 +231,7 @@ def test_streamed_body_over_8_mib_is_413(client: httpx.Client, unique_id: str) -
     response = client.post("/v1/messages", content=chunks(),
                            headers={"content-type": "application/json"})
     assert_problem(response, 413, "payload_too_large")
-    assert count(client, scope_path("users", unique_id)) == 0
+    assert count(client, messages_path("users", unique_id)) == 0
 
 
 def test_streamed_body_of_8_mib_is_read(client: httpx.Client, unique_id: str) -> None:
@@ -263,7 +263,7 @@ def test_non_json_body_is_415(client: httpx.Client, unique_id: str,
     existing = create(client, body(unique_id, timestamp=1))
     assert_problem(client.patch(f"/v1/messages/{existing['id']}", content=b'{"content":"x"}',
                                 headers=headers), 415, "unsupported_media_type")
-    assert count(client, scope_path("users", unique_id)) == 1
+    assert count(client, messages_path("users", unique_id)) == 1
 
 
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8",
@@ -376,7 +376,7 @@ def test_invalid_message_is_400_validation_error(
     problem = assert_problem(client.post("/v1/messages", json=valid(unique_id, **fields)),
                              400, "validation_error")
     assert problem["instance"] == "/v1/messages"
-    assert count(client, scope_path("users", unique_id)) == 0
+    assert count(client, messages_path("users", unique_id)) == 0
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'"message"', b"5", b"null", b"true",
@@ -410,7 +410,7 @@ def test_lone_surrogate_is_400(client: httpx.Client, unique_id: str, template: b
                     + raw + b"]}"),
         400, "validation_error")
     assert problem["index"] == 1
-    assert count(client, scope_path("users", unique_id)) == 0
+    assert count(client, messages_path("users", unique_id)) == 0
 
 
 @pytest.mark.parametrize(
@@ -454,13 +454,13 @@ def test_every_v1_response_is_no_store(client: httpx.Client, unique_id: str) -> 
         client.post("/v1/messages", json=body(unique_id)),
         client.get(f"/v1/messages/{message['id']}"),
         client.patch(f"/v1/messages/{message['id']}", json={"content": "y"}),
-        client.get(scope_path("users", unique_id)),
-        client.get(scope_path("users", unique_id) + "/count"),
+        client.get(messages_path("users", unique_id)),
+        client.get(messages_path("users", unique_id) + "/count"),
         client.get(f"/v1/messages/{unique_id}-missing"),
         client.put("/v1/messages"),
         client.post("/v1/messages", content=b"x", headers={"content-type": "text/plain"}),
         client.delete(f"/v1/messages/{message['id']}"),
-        client.delete(scope_path("users", unique_id)),
+        client.delete(messages_path("users", unique_id)),
         client.get("/v1/nowhere"),
     ]
     for response in responses:
@@ -508,9 +508,9 @@ def test_missing_api_token_is_503_auth_not_configured(sibling: SiblingFactory,
                         {"Authorization": "Basic x"}):
             for method, path, payload in [
                 ("POST", "/v1/messages", body(unique_id)),
-                ("GET", scope_path("users", unique_id), None),
+                ("GET", messages_path("users", unique_id), None),
                 ("GET", f"/v1/messages/{unique_id}", None),
-                ("DELETE", scope_path("users", unique_id), None),
+                ("DELETE", messages_path("users", unique_id), None),
             ]:
                 response = http.request(method, path, json=payload, headers=headers)
                 assert_problem(response, 503, "auth_not_configured")
@@ -525,8 +525,8 @@ def test_auth_disabled_lets_requests_through(sibling: SiblingFactory, client: ht
         assert created.status_code == 201, created.text
         message = created.json()["message"]
         for headers in ({}, {"Authorization": "Bearer whatever"}, {"Authorization": "Basic x"}):
-            listed = http.get(scope_path("users", unique_id), headers=headers)
+            listed = http.get(messages_path("users", unique_id), headers=headers)
             assert listed.status_code == 200, listed.text
             assert listed.json() == {"messages": [message], "next_cursor": None}
     # Same KV: the session worker (auth on) sees what the open one wrote.
-    assert list_all(client, scope_path("users", unique_id)) == [message]
+    assert list_all(client, messages_path("users", unique_id)) == [message]

@@ -45,7 +45,7 @@ import httpx
 import pytest
 
 from errors import PROBLEMS
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 SEED = 0x5EED_C4A7
 THREADS = 4
@@ -482,7 +482,7 @@ class Sender:
         if conn is None:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT_S)
             self._local.conn = conn
-        return conn  # type: ignore[no-any-return]
+        return conn
 
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 
 def test_health_answers_200(anon_client: httpx.Client) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import httpx
 
-from chat_support import (
+from support.chat_support import (
     Expected,
     Message,
     body,
@@ -23,12 +23,12 @@ from chat_support import (
     index_entries,
     kv_get_many,
     list_all,
+    messages_path,
     ordered,
     poll,
     read_index,
-    scope_path,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 CONVERGE_S = 10.0
 JOURNAL_GC_S = 30.0
@@ -46,9 +46,9 @@ def assert_indexes_converge(
     worker: LocalWorker, client: httpx.Client, live: list[Message], user: str, conversation: str
 ) -> None:
     scopes = {
-        f"user:chat:{user}": (scope_path("users", user), list(live)),
+        f"user:chat:{user}": (messages_path("users", user), list(live)),
         f"conversation:chat:{conversation}": (
-            scope_path("conversations", conversation),
+            messages_path("conversations", conversation),
             [m for m in live if m.get("conversation_id") == conversation],
         ),
     }
@@ -138,12 +138,12 @@ def test_erased_user_index_converges_to_empty(
                                 timestamp=2))
     create_batch(client, [body(unique_id, str(i), conversation_id=conversation, timestamp=i)
                           for i in range(5)])
-    response = client.delete(scope_path("users", unique_id))
+    response = client.delete(messages_path("users", unique_id))
     assert response.json() == {"deleted": 5, "remaining": 0}
     expected: Expected = {
-        f"user:chat:{unique_id}": ([], scope_path("users", unique_id)),
+        f"user:chat:{unique_id}": ([], messages_path("users", unique_id)),
         f"conversation:chat:{conversation}": (
-            index_entries([other]), scope_path("conversations", conversation)),
+            index_entries([other]), messages_path("conversations", conversation)),
     }
     actual = converged_indexes(worker, client, expected, timeout=CONVERGE_S)
     assert actual == {key: array for key, (array, _) in expected.items()}
@@ -162,14 +162,14 @@ def test_journal_entries_are_garbage_collected_after_settle(
 
     def journal() -> list[str]:
         # Reads (and writes) are what trigger compaction, and compaction collects the journal.
-        assert client.get(scope_path("users", unique_id)).status_code == 200
-        assert client.get(scope_path("conversations", conversation)).status_code == 200
+        assert client.get(messages_path("users", unique_id)).status_code == 200
+        assert client.get(messages_path("conversations", conversation)).status_code == 200
         return [key for p in prefixes for key in worker.kv_list(p)]
 
     left = poll(journal, lambda keys: not keys, timeout=JOURNAL_GC_S, interval=1.0)
     assert left == [], f"journal entries still present after {JOURNAL_GC_S:.0f} s: {left}"
     # Collecting the journal lost nothing.
-    assert [m["content"] for m in list_all(client, scope_path("users", unique_id),
+    assert [m["content"] for m in list_all(client, messages_path("users", unique_id),
                                           order="asc")] == ["b", "c", "a"]
     assert read_index(worker, f"conversation:chat:{conversation}") == index_entries(
-        list_all(client, scope_path("conversations", conversation)))
+        list_all(client, messages_path("conversations", conversation)))

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from worker_harness import REPO_ROOT, LocalWorker
+from support.worker_harness import REPO_ROOT, LocalWorker
 
 APPENDS = 300
 READS = 200

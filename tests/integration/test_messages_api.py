@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chat_support import (
+from support.chat_support import (
     ULID,
     Message,
     Position,
@@ -24,23 +24,23 @@ from chat_support import (
     ids,
     in_range,
     list_all,
+    messages_path,
     ordered,
     page,
     position,
-    scope_path,
     ulid_ms,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 MAX_SCORE = 2**53 - 1
 
 
 def users(uid: str) -> str:
-    return scope_path("users", uid)
+    return messages_path("users", uid)
 
 
 def conversations(cid: str) -> str:
-    return scope_path("conversations", cid)
+    return messages_path("conversations", cid)
 
 
 def get_message(client: httpx.Client, message_id: str) -> httpx.Response:
@@ -434,7 +434,7 @@ def test_list_defaults_to_50_newest_first(client: httpx.Client, unique_id: str,
         body(unique_id, str(i), conversation_id=unique_id, timestamp=(i * 7919) % 1_000)
         for i in range(55)
     ])
-    path = scope_path(kind, unique_id)
+    path = messages_path(kind, unique_id)
     messages, cursor = page(client, path)
     assert messages == ordered(live, "desc")[:50]
     assert cursor is not None
@@ -540,14 +540,14 @@ def test_unused_scope_lists_nothing(client: httpx.Client, unique_id: str,
                                     scope_id: str) -> None:
     scope = (unique_id + scope_id)[:128]
     for kind in ("users", "conversations"):
-        assert page(client, scope_path(kind, scope)) == ([], None)
-        assert count(client, scope_path(kind, scope)) == 0
+        assert page(client, messages_path(kind, scope)) == ([], None)
+        assert count(client, messages_path(kind, scope)) == 0
 
 
 @pytest.mark.parametrize("kind", ["users", "conversations"])
 def test_invalid_scope_id_is_400(client: httpx.Client, kind: str) -> None:
     for bad in ("x" * 129, "a%20b", "a%2Fb"):
-        assert_problem(client.get(scope_path(kind, bad)), 400, "validation_error")
+        assert_problem(client.get(messages_path(kind, bad)), 400, "validation_error")
 
 
 # -- pagination -----------------------------------------------------------------------------
@@ -568,7 +568,7 @@ def test_pagination_across_ties_yields_each_once(
 ) -> None:
     conversation = f"{unique_id}-c"
     live = create_batch(client, _ties_and_others(unique_id, conversation))
-    path = scope_path(kind, unique_id if kind == "users" else conversation)
+    path = messages_path(kind, unique_id if kind == "users" else conversation)
     expected = ordered(live, order)
     pages: list[list[Message]] = []
     cursor: str | None = None
@@ -725,6 +725,6 @@ def test_erase_conversation_removes_it_from_every_user(client: httpx.Client,
 
 def test_erase_of_unknown_scope_deletes_nothing(client: httpx.Client, unique_id: str) -> None:
     for kind in ("users", "conversations"):
-        response = client.delete(scope_path(kind, unique_id))
+        response = client.delete(messages_path(kind, unique_id))
         assert response.status_code == 200, response.text
         assert response.json() == {"deleted": 0, "remaining": 0}

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from config import Config
-from openapi_support import conformance_errors, load_document, operations
-from worker_harness import LocalWorker
+from support.openapi_support import conformance_errors, load_document, operations
+from support.worker_harness import LocalWorker
 
 DOC = load_document()
 MAX_TIMESTAMP = 2**53 - 1

@@ -14,6 +14,7 @@ under three minutes on the 2-core CI machine.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from schemathesis.checks import not_a_server_error
@@ -24,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 OPENAPI_JSON = Path(__file__).resolve().parents[2] / "openapi.json"
 MAX_EXAMPLES = 25
@@ -66,7 +67,7 @@ schema = schemathesis.openapi.from_path(OPENAPI_JSON, config=CONFIG)
 
 @schema.parametrize()
 def test_api_conforms_to_openapi(
-    case: schemathesis.Case, worker: LocalWorker, api_token: str
+    case: schemathesis.Case[Any], worker: LocalWorker, api_token: str
 ) -> None:
     case.call_and_validate(
         base_url=worker.base_url,

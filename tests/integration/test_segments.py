@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chat_support import (
+from support.chat_support import (
     Message,
     body,
     count,
@@ -27,12 +27,12 @@ from chat_support import (
     in_range,
     index_entries,
     list_all,
+    messages_path,
     ordered,
     poll,
     read_index,
-    scope_path,
 )
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 HEAD_MAX, HEAD_KEEP, SEGMENT_MAX, SETTLE_MS = 8, 4, 6, 1_000
 CONVERGE_S = 15.0
@@ -67,9 +67,9 @@ class Scenario:
 
     def scopes(self) -> dict[str, list[Message]]:
         """Listing path -> the live messages it must show."""
-        out = {scope_path("users", self.user): list(self.live.values())}
+        out = {messages_path("users", self.user): list(self.live.values())}
         for c in self.conversations:
-            out[scope_path("conversations", c)] = [
+            out[messages_path("conversations", c)] = [
                 m for m in self.live.values() if m.get("conversation_id") == c]
         return out
 
@@ -144,7 +144,7 @@ def test_head_holds_only_the_newest_entries_and_segments_exist(
     seg_worker: LocalWorker, seg: httpx.Client, unique_id: str
 ) -> None:
     scenario = populate(seg, unique_id, random.Random(unique_id))
-    path = scope_path("users", unique_id)
+    path = messages_path("users", unique_id)
     model = index_entries(scenario.live.values())
 
     def is_newest_suffix(head: list[dict[str, Any]] | None) -> bool:
@@ -172,7 +172,7 @@ def test_head_holds_only_the_newest_entries_and_segments_exist(
 def test_erase_through_segments(seg: httpx.Client, unique_id: str) -> None:
     scenario = populate(seg, unique_id, random.Random(unique_id))
     settle(seg, scenario)
-    response = seg.delete(scope_path("users", unique_id))
+    response = seg.delete(messages_path("users", unique_id))
     assert response.status_code == 200, response.text
     assert response.json() == {"deleted": len(scenario.live), "remaining": 0}
     scenario.live.clear()
@@ -188,7 +188,7 @@ def test_reindex_rebuilds_segments(seg: httpx.Client, unique_id: str) -> None:
         response = seg.post("/v1/admin/reindex", json=target)
         assert response.status_code == 200, response.text
         result = response.json()
-        expected = scenario.scopes()[scope_path(
+        expected = scenario.scopes()[messages_path(
             "users" if "user_id" in target else "conversations", next(iter(target.values())))]
         assert result["index"] == index
         assert result["entries"] == len(expected)

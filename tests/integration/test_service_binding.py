@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from worker_harness import REPO_ROOT, LocalWorker
+from support.worker_harness import REPO_ROOT, LocalWorker
 
 EXAMPLE_CONFIG = REPO_ROOT / "examples" / "service-binding" / "wrangler.toml"
 

@@ -45,20 +45,20 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from errors import KVRateLimited, KVTransientError
-from memory_kv import (
-    KVLimitError,
-    _decode_cursor,
-    _key_bytes,
-    _load_metadata,
-    _utf8,
-    checked_put,
-)
 from storage.kv import (
     MAX_LIST_LIMIT,
     ListedKey,
     ListPage,
     Metadata,
     ValueWithMetadata,
+)
+from support.memory_kv import (
+    KVLimitError,
+    _decode_cursor,
+    _key_bytes,
+    _load_metadata,
+    _utf8,
+    checked_put,
 )
 
 RATE_LIMIT_WINDOW_MS = 1_000

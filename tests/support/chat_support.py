@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from worker_harness import LocalWorker
+from support.worker_harness import LocalWorker
 
 Message = dict[str, Any]
 Position = tuple[int, str]
@@ -77,8 +77,9 @@ def create_batch(client: httpx.Client, payloads: Iterable[Mapping[str, Any]]) ->
     return messages
 
 
-def scope_path(kind: str, scope_id: str) -> str:
-    """``kind`` is "users" or "conversations"."""
+def messages_path(kind: str, scope_id: str) -> str:
+    """The URL path of a scope's messages: ``("users", "u1")`` -> ``"/v1/users/u1/messages"``
+    (``kind`` is "users" or "conversations", as in the URL)."""
     return f"/v1/{kind}/{scope_id}/messages"
 
 

@@ -1,6 +1,7 @@
 """Drive :class:`web.app.App` in-process, the way ``entry.py`` does inside the Workers runtime.
 
-``AppHarness`` wires an ``App`` to a :class:`memory_kv.MemoryKV` and a fake millisecond clock.
+``AppHarness`` wires an ``App`` to a :class:`support.memory_kv.MemoryKV` and a
+:class:`support.clock.ManualClock`.
 Work the app hands to ``defer`` (``ctx.waitUntil`` in production) is collected and awaited after
 the response has been produced, so index compaction runs where it would in a Worker: after the
 request, before the next one. Every request then advances the clock by ``step_ms`` so that
@@ -20,31 +21,14 @@ from config import Config
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
 from index.sorted_index import IndexObjects
-from memory_kv import MemoryKV
+from support.clock import START_MS, ManualClock
+from support.memory_kv import MemoryKV
 from web.app import Service
 from web.routing import Request
 
 TOKEN = "t"
-START_MS = 1_700_000_000_000
 JOURNAL_PREFIX = "idx:log:"
 _UNSET: Any = object()
-
-
-class FakeClock:
-    """Unix milliseconds that only move when a test moves them."""
-
-    def __init__(self, now_ms: int = START_MS) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-    def advance(self, ms: int) -> None:
-        self.now_ms += ms
-
-    def seconds(self) -> float:
-        """The same clock in seconds, for ``MemoryKV`` (which works in Unix seconds)."""
-        return self.now_ms / 1000
 
 
 @dataclass(frozen=True)
@@ -84,7 +68,7 @@ class AppHarness:
         start_ms: int = START_MS,
         step_ms: int = 1,
     ) -> None:
-        self.clock = FakeClock(start_ms)
+        self.clock = ManualClock(start_ms)
         self.kv = kv if kv is not None else MemoryKV(clock=self.clock.seconds)
         self.config = config or Config(api_token=TOKEN, journal_settle_ms=settle_ms)
         self.deferred: list[Awaitable[object]] = []

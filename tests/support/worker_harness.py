@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 WRANGLER = REPO_ROOT / "node_modules" / ".bin" / "wrangler"
 DEFAULT_CONFIG = REPO_ROOT / "wrangler.toml"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema_rs
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_JSON = REPO_ROOT / "openapi.json"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _TEMPLATE_PARAM = re.compile(r"\{[^/{}]+\}")
@@ -60,7 +60,8 @@ def resolve(document: Mapping[str, Any], node: Any) -> Any:
 def match_template(document: Mapping[str, Any], path: str) -> str | None:
     """The documented path template that ``path`` (a concrete request path) falls under."""
     segments = path.split("/")
-    for template in document["paths"]:
+    templates: Mapping[str, Any] = document["paths"]
+    for template in templates:
         parts = template.split("/")
         if len(parts) == len(segments) and all(
             (_TEMPLATE_PARAM.fullmatch(part) is not None and seg != "") or part == seg

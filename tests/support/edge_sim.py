@@ -60,16 +60,16 @@ from unittest import mock
 
 from chat_store import ChatStore, Message, Scope
 from config import Config
-from edge_kv import REQUEST_TAG, EdgeWorld, Read, Write
 from errors import ChatStoreError, StorageUnavailable, problem_for
-from fault_harness import settle_background
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
 from index.sorted_index import MAX_COMPACTION_MS, IndexObjects, IndexStore, Layout
 from index.sortedset import MAX_SCORE, MIN_SCORE
 from kvformat import JOURNAL_PREFIX
-from memory_kv import MemoryKV
 from storage.retrying import RetryingKV, RetryPolicy
+from support.edge_kv import REQUEST_TAG, EdgeWorld, Read, Write
+from support.fault_harness import settle_background
+from support.memory_kv import MemoryKV
 from validation import RangeQuery, Validator
 
 if TYPE_CHECKING:

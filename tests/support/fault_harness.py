@@ -23,15 +23,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from app_harness import START_MS, TOKEN, AppHarness, FakeClock, Reply
 from chat_store import MAX_POSITION_HISTORY
 from config import Config
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
 from index.sorted_index import MAX_COMPACTION_MS
 from kvformat import JOURNAL_PREFIX, MANIFEST_PREFIX, MESSAGE_PREFIX, SEGMENT_PREFIX
-from memory_kv import MemoryKV
 from storage.kv import KVStore
+from support.app_harness import TOKEN, AppHarness, Reply
+from support.clock import START_MS, ManualClock
+from support.memory_kv import MemoryKV
 from web.app import Service
 
 Message = dict[str, Any]
@@ -58,12 +59,12 @@ class FaultHarness(AppHarness):
         config: Config | None = None,
         *,
         kv: MemoryKV | None = None,
-        clock: FakeClock | None = None,
+        clock: ManualClock | None = None,
         settle_ms: int = 1_000,
         start_ms: int = START_MS,
         step_ms: int = 1,
     ) -> None:
-        clock = clock or FakeClock(start_ms)
+        clock = clock or ManualClock(start_ms)
         kv = kv if kv is not None else MemoryKV(clock=clock.seconds)
         super().__init__(config, kv=kv, settle_ms=settle_ms, start_ms=start_ms, step_ms=step_ms)
         self.clock = clock
@@ -130,8 +131,9 @@ class FaultHarness(AppHarness):
 # -- reading the raw layout ------------------------------------------------------------------
 
 
-def scope_path(kind: str, scope_id: str) -> str:
-    """``("user", "u1")`` -> ``"users/u1"`` as ``AppHarness`` listing helpers take it."""
+def scope_segment(kind: str, scope_id: str) -> str:
+    """A scope as a path segment: ``("user", "u1")`` -> ``"users/u1"``, as ``AppHarness``
+    listing helpers take it (``kind`` is "user" or "conversation", as in index keys)."""
     return f"{'users' if kind == 'user' else 'conversations'}/{scope_id}"
 
 
