@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from config import KIB, MIB, Config
 from index.sortedset import MAX_SCORE
+from kvformat import message_key
 from storage.kv import ValueWithMetadata
 from support.app_harness import (
     TOKEN,
@@ -1098,7 +1099,7 @@ def test_entries_whose_message_is_gone_are_skipped(order: str) -> None:
     made = ids(seed(h, 9))
     gone = {"m001", "m002", "m003", "m007"}
     for mid in gone:
-        asyncio.run(h.kv.delete(f"chat:{mid}"))
+        asyncio.run(h.kv.delete(message_key(mid)))
     expected = [m for m in made if m not in gone]
     if order == "desc":
         expected.reverse()

@@ -15,6 +15,7 @@ from errors import Conflict, NotFound, StorageUnavailable
 from index.pacer import CompactionPacer
 from index.sorted_index import MIN_SETTLE_MS
 from index.sortedset import MAX_SCORE, MIN_SCORE
+from kvformat import intent_key, message_key
 from support.aio import run
 from support.app_harness import (
     JOURNAL_PREFIX,
@@ -106,7 +107,7 @@ def test_create_defaults_id_and_timestamp_from_the_server() -> None:
         assert len(message["id"]) == 26
         assert message["timestamp"] == message["created_at"] == now
         assert "conversation_id" not in message and "metadata" not in message
-        assert rig.kv.metadata_of(f"chat:{message['id']}") == {"u": "u1", "s": now}
+        assert rig.kv.metadata_of(message_key(message["id"])) == {"u": "u1", "s": now}
 
     run(go())
 
@@ -694,19 +695,19 @@ def test_a_re_create_leaves_a_dead_erase_to_the_next_erase() -> None:
         plan = {"at": rig.clock(), "owner": "", "members": ["chat:m1"],
                 "ops": {"user:chat:u1": [["r", "chat:m1", 5]],
                         "conversation:chat:c1": [["r", "chat:m1", 5]]}}
-        await rig.kv.put("idx:intent:user:chat:u1", json.dumps(plan))
+        await rig.kv.put(intent_key("user:chat:u1"), json.dumps(plan))
         await rig.kv.delete("chat:m1")  # the erase died after its record delete
         rig.clock.advance(60_000)
         await rig.step(rig.store.create(draft(id="m2", conversation_id="c1", timestamp=6)))
         _, created = await rig.step(rig.store.create(draft(id="m1", conversation_id="c1",
                                                            timestamp=7)))
         assert created
-        assert "idx:intent:user:chat:u1" in rig.kv.snapshot()
+        assert intent_key("user:chat:u1") in rig.kv.snapshot()
         rig.clock.advance(5_000)
         assert await rig.ids("user", "u1") == ["m2", "m1"]
         assert await rig.ids("conversation", "c1") == ["m2", "m1"]
         await rig.step(rig.store.erase(Scope("user", "u1")))
-        assert "idx:intent:user:chat:u1" not in rig.kv.snapshot()
+        assert intent_key("user:chat:u1") not in rig.kv.snapshot()
         rig.clock.advance(5_000)
         assert await rig.ids("user", "u1") == []
         assert await rig.ids("conversation", "c1") == []
@@ -721,12 +722,12 @@ def test_a_re_create_finishes_a_delete_that_died_half_way() -> None:
         await rig.step(rig.store.create(draft(id="m1", timestamp=5)))
         plan = {"at": rig.clock(), "owner": "u1", "members": ["chat:m1"],
                 "ops": {"user:chat:u1": [["r", "chat:m1", 5]]}}
-        await rig.kv.put("idx:intent:chat:m1", json.dumps(plan))
+        await rig.kv.put(intent_key(message_key("m1")), json.dumps(plan))
         await rig.kv.delete("chat:m1")  # the delete died after its record went
         rig.clock.advance(60_000)  # long past any delete still running
         _, created = await rig.step(rig.store.create(draft(id="m1", timestamp=7)))
         assert created
-        assert "idx:intent:chat:m1" not in rig.kv.snapshot()
+        assert intent_key(message_key("m1")) not in rig.kv.snapshot()
         rig.clock.advance(5_000)
         assert await rig.ids("user", "u1") == ["m1"]
         assert await rig.count("user", "u1") == 1

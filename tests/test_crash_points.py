@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from kvformat import MESSAGE_PREFIX
+from kvformat import JOURNAL_PREFIX, MESSAGE_PREFIX, intent_key, message_key
 from support.aio import run
 from support.app_harness import Reply, message_body
 from support.clock import ManualClock
@@ -493,9 +493,9 @@ def test_crash_between_index_and_record_write_leaves_no_record_an_erase_could_mi
         assert [r.method for r in faulty.log[:7]] == [
             *["get_with_metadata"] * 4, "put", "put", "put"]
         assert {r.key for r in faulty.log[1:4]} == {
-            f"idx:intent:{MESSAGE_PREFIX}late", "idx:intent:user:chat:u3",
-            "idx:intent:conversation:chat:c3"}
-        assert all(r.key.startswith("idx:log:") for r in faulty.log[4:6])
+            intent_key(message_key("late")), intent_key("user:chat:u3"),
+            intent_key("conversation:chat:c3")}
+        assert all(r.key.startswith(JOURNAL_PREFIX) for r in faulty.log[4:6])
         assert faulty.log[6].key == f"{MESSAGE_PREFIX}late"
         h.heal()
         assert (await h.arequest("GET", "/v1/messages/late")).status == 404
@@ -540,7 +540,7 @@ def test_a_create_whose_write_fails_leaves_no_counted_entry_behind(
         h.use(faulty)
         reply = await h.arequest("POST", "/v1/messages", json_body=message_body(**fields))
         assert_storage_unavailable(reply)
-        expected_key = MESSAGE_PREFIX if failing == "record" else "idx:log:conversation:"
+        expected_key = MESSAGE_PREFIX if failing == "record" else f"{JOURNAL_PREFIX}conversation:"
         assert faulty.log[at].key.startswith(expected_key)
         h.heal()
         for path in ("users/u3", "conversations/c3"):

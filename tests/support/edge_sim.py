@@ -65,7 +65,7 @@ from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
 from index.sorted_index import MAX_COMPACTION_MS, IndexObjects, IndexStore, Layout
 from index.sortedset import MAX_SCORE, MIN_SCORE
-from kvformat import JOURNAL_PREFIX
+from kvformat import INTENT_PREFIX, JOURNAL_PREFIX, message_key
 from storage.retrying import RetryingKV, RetryPolicy
 from support.edge_kv import REQUEST_TAG, EdgeWorld, Read, Write
 from support.fault_harness import settle_background
@@ -397,7 +397,7 @@ def _drop(work: Awaitable[object]) -> None:
 
 
 def _member(message_id: str) -> str:
-    return f"chat:{message_id}"
+    return message_key(message_id)
 
 
 def _id_of(member: str) -> str:
@@ -1132,7 +1132,7 @@ class Sim:
         so carried out its writes."""
         found: dict[int, set[int]] = {}
         for read in self.world.reads:
-            if not read.key.startswith("idx:intent:") or read.seq is None:
+            if not read.key.startswith(INTENT_PREFIX) or read.seq is None:
                 continue
             writer = next(w for w in self.world.history(read.key) if w.seq == read.seq)
             reader = self._line_of(read.tag)
