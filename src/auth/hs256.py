@@ -31,9 +31,11 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
+from errors import InvalidJSON
 from ids import is_valid_id
+from jsonutil import loads_strict
 
 __all__ = ["InvalidToken", "JWTSettings", "UserClaims", "sign_hs256", "verify_hs256"]
 
@@ -92,26 +94,12 @@ def _b64encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise ValueError("duplicate member name")
-    return obj
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
 def json_object(raw: bytes, what: str) -> dict[str, Any]:
     """A strict UTF-8 JSON object (no duplicate members, no NaN) or InvalidToken."""
     try:
-        # Decode ourselves: json.loads(bytes) would also guess UTF-16/32.
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_unique_object, parse_constant=_reject_constant
-        )
-    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." in the header
-        raise InvalidToken(f"{what} is not valid JSON: {exc}") from exc
+        value = loads_strict(raw)  # the request bodies' parser: UTF-8 only, no duplicates
+    except InvalidJSON as exc:
+        raise InvalidToken(f"{what} is not valid JSON: {exc.detail}") from None
     if not isinstance(value, dict):
         raise InvalidToken(f"{what} is not a JSON object")
     return value
