@@ -263,7 +263,7 @@ def test_retrying_kv_rides_out_seeded_transient_faults() -> None:
 
     run(scenario())
     assert len(inner.snapshot()) == 50
-    assert faulty.count("transient") == kv.retries == len(sleeps) > 0
+    assert faulty.count("transient") == len(sleeps) > 0  # each one waited out, then retried
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,6 @@ class ObjectCache(Generic[T]):
     def __init__(self, max_weight: int = DEFAULT_MAX_WEIGHT) -> None:
         self.max_weight = max_weight
         self.weight = 0
-        self.hits = 0
-        self.misses = 0
         self._items: OrderedDict[str, tuple[T, int]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -31,9 +29,7 @@ class ObjectCache(Generic[T]):
     def get(self, key: str) -> T | None:
         item = self._items.get(key)
         if item is None:
-            self.misses += 1
             return None
-        self.hits += 1
         self._items.move_to_end(key)
         return item[0]
 

@@ -55,7 +55,6 @@ class RetryingKV:
         self._sleep = sleep
         self._policy = policy or RetryPolicy()
         self._rng = rng or random.Random()
-        self.retries = 0
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
         rate_limited = False
@@ -65,7 +64,6 @@ class RetryingKV:
             except StorageUnavailable as exc:
                 if attempt == self._policy.attempts - 1:
                     raise StorageUnavailable(retry_after=1) from None
-                self.retries += 1
                 first_429 = isinstance(exc, KVRateLimited) and not rate_limited
                 rate_limited = rate_limited or first_429
                 await self._sleep(self._policy.delay(attempt, self._rng, first_429))
