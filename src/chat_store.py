@@ -32,7 +32,10 @@ from store.model import (
     MAX_POSITION_HISTORY,
     EraseResult,
     Message,
+    MessageDraft,
+    MessagePatch,
     Page,
+    RangeQuery,
     Record,
     ReindexResult,
     Scope,
@@ -41,7 +44,6 @@ from store.model import (
 )
 from store.plans import MAX_DELETE_MS, Plans
 from store.shared import Shared
-from validation import MessageDraft, MessagePatch, RangeQuery
 
 __all__ = [
     "MAX_DELETE_MS",
@@ -52,7 +54,10 @@ __all__ = [
     "ChatStore",
     "EraseResult",
     "Message",
+    "MessageDraft",
+    "MessagePatch",
     "Page",
+    "RangeQuery",
     "Record",
     "ReindexResult",
     "Scope",

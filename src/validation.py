@@ -9,7 +9,6 @@ is not an integer, because a chat store that guesses corrupts other systems' dat
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from config import Config
@@ -17,10 +16,10 @@ from errors import PayloadTooLarge, ValidationError
 from ids import is_valid_id
 from index.sortedset import MAX_SCORE, MIN_SCORE
 from jsonutil import dumps, has_lone_surrogate, is_int
+from store.model import DEFAULT_LIMIT, MessageDraft, MessagePatch, RangeQuery
 
 MAX_BATCH = 100
 MAX_LIMIT = 100
-DEFAULT_LIMIT = 50
 CREATE_FIELDS = frozenset(
     {"id", "user_id", "conversation_id", "sender", "content", "timestamp", "metadata"}
 )
@@ -29,36 +28,6 @@ IMMUTABLE_FIELDS = frozenset({"id", "user_id", "conversation_id"})
 SENDER_FIELDS = frozenset({"id", "name", "role"})
 QUERY_FIELDS = frozenset({"limit", "order", "start", "end", "cursor"})
 COUNT_QUERY_FIELDS = frozenset({"start", "end"})
-
-Order = Literal["asc", "desc"]
-
-
-@dataclass(frozen=True)
-class MessageDraft:
-    """A validated create request. ``id``/``timestamp`` are None when the server picks them."""
-
-    user_id: str
-    sender: dict[str, str]
-    content: str
-    id: str | None = None
-    conversation_id: str | None = None
-    timestamp: int | None = None
-    metadata: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class MessagePatch:
-    changes: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RangeQuery:
-    limit: int = DEFAULT_LIMIT
-    order: Order = "desc"
-    start: int = MIN_SCORE
-    end: int = MAX_SCORE
-    cursor: str | None = None
-
 
 def _size(value: Any) -> int:
     return len(dumps(value).encode("utf-8"))

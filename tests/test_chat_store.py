@@ -9,7 +9,15 @@ from typing import Any, TypeVar
 
 import pytest
 
-from chat_store import MAX_ERASE_PER_REQUEST, ChatStore, EraseResult, Scope
+from chat_store import (
+    MAX_ERASE_PER_REQUEST,
+    ChatStore,
+    EraseResult,
+    MessageDraft,
+    MessagePatch,
+    RangeQuery,
+    Scope,
+)
 from config import Config, ConfigError
 from errors import Conflict, NotFound, StorageUnavailable
 from index.pacer import CompactionPacer
@@ -24,7 +32,6 @@ from support.app_harness import (
 )
 from support.clock import ManualClock
 from support.memory_kv import MemoryKV
-from validation import MessageDraft, MessagePatch, RangeQuery
 
 T = TypeVar("T")
 SENDER = {"id": "s1", "name": "Sam"}

@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 import chat_store
 import ids
+import store.model
 import validation
 from auth.hs256 import sign_hs256
 from config import Config
@@ -267,7 +268,7 @@ def test_timestamp_bounds_are_the_score_bounds() -> None:
 def test_query_parameters_are_the_accepted_ones() -> None:
     limit = PARAMETERS["Limit"]["schema"]
     assert (limit["minimum"], limit["maximum"], limit["default"]) == (
-        1, validation.MAX_LIMIT, validation.DEFAULT_LIMIT,
+        1, validation.MAX_LIMIT, store.model.DEFAULT_LIMIT,
     )
     assert PARAMETERS["Order"]["schema"]["enum"] == ["asc", "desc"]
     for kind in ("users/{user_id}", "conversations/{conversation_id}"):

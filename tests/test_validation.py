@@ -11,12 +11,10 @@ from config import KIB, Config
 from errors import ChatStoreError, PayloadTooLarge, ValidationError
 from index.sortedset import MAX_SCORE, MIN_SCORE
 from jsonutil import dumps
+from store.model import DEFAULT_LIMIT, MessageDraft, RangeQuery
 from validation import (
-    DEFAULT_LIMIT,
     MAX_BATCH,
     MAX_LIMIT,
-    MessageDraft,
-    RangeQuery,
     Validator,
     count_query,
     range_query,

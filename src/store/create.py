@@ -13,10 +13,9 @@ from errors import Conflict, StorageUnavailable
 from ids import new_ulid
 from kvformat import Op, intent_key, message_key
 from storage.kv import get_many_with_metadata
-from store.model import Message, Record, indexes_of, record_from
+from store.model import Message, MessageDraft, Record, indexes_of, record_from
 from store.plans import Plans
 from store.shared import Shared
-from validation import MessageDraft
 
 
 def _client_fields(message: Message) -> dict[str, Any]:

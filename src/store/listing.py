@@ -6,9 +6,8 @@ from cursor import CursorScope
 from errors import StorageUnavailable
 from index.sortedset import Entry
 from kvformat import MESSAGE_PREFIX
-from store.model import Message, Page, ReindexResult, Scope
+from store.model import Message, Page, RangeQuery, ReindexResult, Scope
 from store.shared import Shared
-from validation import RangeQuery
 
 # 900 list calls scan 900,000 message keys and still leave room in the 1,000-op budget.
 MAX_REINDEX_PAGES = 900

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from errors import NotFound
 from kvformat import Op, intent_key, message_key
-from store.model import MAX_POSITION_HISTORY, Message, Record, indexes_of
+from store.model import MAX_POSITION_HISTORY, Message, MessagePatch, Record, indexes_of
 from store.plans import Plans
 from store.shared import Shared
-from validation import MessagePatch
 
 
 class Messages:

@@ -1,5 +1,5 @@
-"""The store's values: scopes, pages, stored records and results, and which indexes list a
-message."""
+"""The store's values: what it accepts (drafts, patches, range queries, which ``validation``
+makes from requests), scopes, pages, records and results, and which indexes list a message."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from index.sortedset import MAX_SCORE, MIN_SCORE
 from kvformat import earlier_positions
 from storage.kv import ValueWithMetadata
 
@@ -16,6 +17,35 @@ MAX_POSITION_HISTORY = 4
 
 Message = dict[str, Any]
 ScopeKind = Literal["user", "conversation"]
+Order = Literal["asc", "desc"]
+DEFAULT_LIMIT = 50  # messages per page when the query names no limit
+
+
+@dataclass(frozen=True)
+class MessageDraft:
+    """A validated create request. ``id``/``timestamp`` are None when the server picks them."""
+
+    user_id: str
+    sender: dict[str, str]
+    content: str
+    id: str | None = None
+    conversation_id: str | None = None
+    timestamp: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MessagePatch:
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RangeQuery:
+    limit: int = DEFAULT_LIMIT
+    order: Order = "desc"
+    start: int = MIN_SCORE
+    end: int = MAX_SCORE
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from auth.access import AccessVerifier
 from auth.hs256 import JWTSettings
 from auth.principal import Authenticator, Principal
-from chat_store import ChatStore, Scope
+from chat_store import ChatStore, MessageDraft, Scope
 from config import Config
 from errors import (
     AuthNotConfigured,
@@ -42,7 +42,7 @@ from index.pacer import CompactionPacer
 from index.sorted_index import Defer, IndexObjects
 from jsonutil import dumps, loads_strict
 from storage.kv import KVStore
-from validation import MessageDraft, Validator, count_query, range_query
+from validation import Validator, count_query, range_query
 from web.cors import CorsPolicy
 from web.ratelimit import RateLimiter
 from web.routing import MatchKind, Request, Response, Router

@@ -58,7 +58,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from unittest import mock
 
-from chat_store import ChatStore, Message, Scope
+from chat_store import ChatStore, Message, RangeQuery, Scope
 from config import Config
 from errors import ChatStoreError, StorageUnavailable, problem_for
 from index.object_cache import ObjectCache
@@ -70,7 +70,7 @@ from storage.retrying import RetryingKV, RetryPolicy
 from support.edge_kv import REQUEST_TAG, EdgeWorld, Read, Write
 from support.fault_harness import settle_background
 from support.memory_kv import MemoryKV
-from validation import RangeQuery, Validator
+from validation import Validator
 
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
