@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from index.sorted_index import Layout
+from index.rules import Layout
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -68,7 +68,7 @@ class Config:
     # cache and its listings, so the default doubles that; a shorter S than the real lag can
     # lose writes (the edge-model tests show it).
     journal_settle_ms: int = 120_000
-    # Index layout, defaulting to sorted_index.Layout's: small values in tests force segments.
+    # Index layout, defaulting to index.rules.Layout's: small values in tests force segments.
     index_head_max: int = Layout.head_max
     index_head_keep: int = Layout.head_keep
     index_segment_max: int = Layout.segment_max
