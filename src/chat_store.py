@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from config import Config
 from cursor import CursorCodec
 from index.pacer import CompactionPacer
 from index.sorted_index import Defer, IndexObjects, IndexStore, Layout
@@ -70,16 +69,17 @@ class ChatStore:
     def __init__(
         self,
         kv: KVStore,
-        config: Config,
         clock_ms: Callable[[], int],
         defer: Defer,
+        *,
+        settle_ms: int,
         cursor_secret: str,
+        layout: Layout | None = None,
         index_objects: IndexObjects | None = None,
         pacer: CompactionPacer | None = None,
     ) -> None:
-        layout = Layout(config.index_head_max, config.index_head_keep, config.index_segment_max)
-        indexes = IndexStore(kv, clock_ms, config.journal_settle_ms, layout, index_objects,
-                             defer=defer, pacer=pacer)
+        indexes = IndexStore(kv, clock_ms, settle_ms, layout, index_objects, defer=defer,
+                             pacer=pacer)
         shared = Shared(kv, clock_ms, indexes, CursorCodec(cursor_secret))
         plans = Plans(shared)
         self._creator = Creator(shared, plans)

@@ -44,8 +44,8 @@ class Rig:
         self.clock = ManualClock(start_ms)
         self.kv = MemoryKV(clock=self.clock.seconds)
         self.deferred: list[Awaitable[object]] = []
-        self.store = ChatStore(self.kv, Config(journal_settle_ms=settle_ms), self.clock,
-                               self.deferred.append, cursor_secret="secret")
+        self.store = ChatStore(self.kv, self.clock, self.deferred.append, settle_ms=settle_ms,
+                               cursor_secret="secret")
 
     async def drain(self) -> None:
         while self.deferred:
@@ -554,8 +554,8 @@ def test_a_burst_of_appends_shares_one_delayed_compaction_that_folds_them_all() 
     async def scenario() -> None:
         rig = Rig()
         pacer = CompactionPacer(1_000, sleep)
-        rig.store = ChatStore(rig.kv, Config(journal_settle_ms=1_000), rig.clock,
-                              rig.deferred.append, cursor_secret="secret", pacer=pacer)
+        rig.store = ChatStore(rig.kv, rig.clock, rig.deferred.append, settle_ms=1_000,
+                              cursor_secret="secret", pacer=pacer)
         for n in range(5):
             await rig.store.create(draft(f"m{n}", timestamp=1_000 + n))
             rig.clock.advance(100)
@@ -573,8 +573,8 @@ def test_reads_see_appends_whose_compaction_is_still_waiting() -> None:
     async def scenario() -> None:
         rig = Rig()
         pacer = CompactionPacer(1_000, asyncio.sleep)
-        rig.store = ChatStore(rig.kv, Config(journal_settle_ms=1_000), rig.clock,
-                              rig.deferred.append, cursor_secret="secret", pacer=pacer)
+        rig.store = ChatStore(rig.kv, rig.clock, rig.deferred.append, settle_ms=1_000,
+                              cursor_secret="secret", pacer=pacer)
         for n in range(3):
             await rig.store.create(draft(f"m{n}", timestamp=1_000 + n))
         scope = Scope("user", "u1")

@@ -39,7 +39,7 @@ from generated.openapi_spec import OPENAPI
 from ids import is_valid_id
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
-from index.sorted_index import Defer, IndexObjects
+from index.sorted_index import Defer, IndexObjects, Layout
 from jsonutil import dumps, loads_strict
 from storage.kv import KVStore
 from validation import Validator, count_query, range_query
@@ -115,6 +115,8 @@ class Service:
         self.pacer = pacer if pacer is not None else CompactionPacer()
         self.cursor_secret = (
             config.cursor_secret or config.api_token or "chat-store-unauthenticated")
+        self.layout = Layout(config.index_head_max, config.index_head_keep,
+                             config.index_segment_max)
         self.router = _routes()
 
     def bind(self, kv: KVStore, clock_ms: Callable[[], int], defer: Defer) -> App:
@@ -130,8 +132,8 @@ class App:
     ) -> None:
         self.service = service
         self.config = service.config
-        self.store = ChatStore(kv, service.config, clock_ms, defer,
-                               cursor_secret=service.cursor_secret,
+        self.store = ChatStore(kv, clock_ms, defer, settle_ms=service.config.journal_settle_ms,
+                               cursor_secret=service.cursor_secret, layout=service.layout,
                                index_objects=service.index_objects, pacer=service.pacer)
 
     async def handle(self, request: Request) -> Response:

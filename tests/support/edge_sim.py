@@ -510,8 +510,12 @@ class Sim:
         """One request at ``where``: a fresh ChatStore over the isolate's pieces, errors as the
         API maps them, deferred work started after the response (dropped when observing)."""
         deferred = _WaitUntil(lambda item: self._after_response(item, tag), observe)
-        store = ChatStore(where.kv, self.settings.config, self.now_ms, deferred,
-                          CURSOR_SECRET, where.objects, where.pacer)
+        config = self.settings.config
+        store = ChatStore(where.kv, self.now_ms, deferred, settle_ms=config.journal_settle_ms,
+                          cursor_secret=CURSOR_SECRET, index_objects=where.objects,
+                          pacer=where.pacer,
+                          layout=Layout(config.index_head_max, config.index_head_keep,
+                                        config.index_segment_max))
         token = REQUEST_TAG.set(tag)
         try:
             outcome = await work(store)
