@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 
 from errors import ValidationError
-from index.sortedset import Entry
+from index.zset import Entry
 from jsonutil import dumps
 
 _MAC_BYTES = 16

@@ -98,11 +98,8 @@ class WorkersKV:
             for r in results
         ]
 
-    async def put(
-        self, key: str, value: str, *, metadata: Metadata | None = None,
-        expiration_ttl: int | None = None,
-    ) -> None:
-        options = _js_object({} if expiration_ttl is None else {"expirationTtl": expiration_ttl})
+    async def put(self, key: str, value: str, *, metadata: Metadata | None = None) -> None:
+        options = _js_object({})
         if metadata is not None:
             # Through JSON, not to_js: large ints (2**53-1 timestamps) would become BigInts that
             # KV cannot serialize, and None would become undefined and vanish.

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from index.sortedset import MIN_SCORE, Entry, SortedSet
+from index.zset import MIN_SCORE, Entry, SortedSet
 from jsonutil import dumps, is_int
 from storage.kv import MAX_METADATA_BYTES
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from config import Config
 from errors import PayloadTooLarge, ValidationError
 from ids import is_valid_id
-from index.sortedset import MAX_SCORE, MIN_SCORE
+from index.zset import MAX_SCORE, MIN_SCORE
 from jsonutil import dumps, has_lone_surrogate, is_int
 from store.model import DEFAULT_LIMIT, MessageDraft, MessagePatch, RangeQuery
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config import KIB, MIB, Config
-from index.sortedset import MAX_SCORE
+from index.zset import MAX_SCORE
 from kvformat import message_key
 from storage.kv import ValueWithMetadata
 from support.app_harness import (

@@ -22,7 +22,7 @@ from config import Config, ConfigError
 from errors import Conflict, NotFound, StorageUnavailable
 from index.pacer import CompactionPacer
 from index.sorted_index import MIN_SETTLE_MS
-from index.sortedset import MAX_SCORE, MIN_SCORE
+from index.zset import MAX_SCORE, MIN_SCORE
 from kvformat import intent_key, message_key
 from support.aio import run
 from support.app_harness import (

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cursor import CursorCodec, CursorScope
 from errors import ValidationError
 from ids import ID_PATTERN
-from index.sortedset import MAX_SCORE, MIN_SCORE, Entry
+from index.zset import MAX_SCORE, MIN_SCORE, Entry
 
 SECRET = "test-cursor-secret"
 SCOPE = CursorScope("user:chat:alice", "desc", 0, MAX_SCORE)

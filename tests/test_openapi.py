@@ -37,7 +37,7 @@ from auth.hs256 import sign_hs256
 from config import Config
 from errors import PROBLEMS, ValidationError
 from generated import openapi_spec
-from index.sortedset import MAX_SCORE, MIN_SCORE
+from index.zset import MAX_SCORE, MIN_SCORE
 from support.app_harness import TOKEN, AppHarness, Reply, message_body
 from support.openapi_support import (
     OPENAPI_JSON,

@@ -36,7 +36,7 @@ from index.sorted_index import (
     IndexView,
     Layout,
 )
-from index.sortedset import Entry
+from index.zset import Entry
 from kvformat import JOURNAL_PREFIX, Op, journal_prefix
 from storage.kv import ListPage, Metadata, ValueWithMetadata
 from support.aio import run
@@ -84,12 +84,11 @@ class LaggingKV:
         value: str,
         *,
         metadata: Metadata | None = None,
-        expiration_ttl: int | None = None,
     ) -> None:
         if self.hold and key.startswith(JOURNAL_PREFIX):
             self.held.append(HeldPut(key, value, metadata))
             return
-        await self.inner.put(key, value, metadata=metadata, expiration_ttl=expiration_ttl)
+        await self.inner.put(key, value, metadata=metadata)
 
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from index.object_cache import ObjectCache
 from index.sorted_index import MAX_COMPACTION_MS, IndexObjects, IndexStore, IndexView, Layout
-from index.sortedset import Entry
+from index.zset import Entry
 from kvformat import JOURNAL_PREFIX, MANIFEST_PREFIX, SEGMENT_PREFIX, Op
 from support.clock import ManualClock
 from support.memory_kv import MemoryKV

@@ -9,7 +9,7 @@ import pytest
 
 from config import KIB, Config
 from errors import ChatStoreError, PayloadTooLarge, ValidationError
-from index.sortedset import MAX_SCORE, MIN_SCORE
+from index.zset import MAX_SCORE, MIN_SCORE
 from jsonutil import dumps
 from store.model import DEFAULT_LIMIT, MessageDraft, RangeQuery
 from validation import (

@@ -11,9 +11,9 @@ from errors import StorageUnavailable
 from index.journal import Journal
 from index.reshape import Reshaper
 from index.rules import MAX_COMPACTION_MS, Layout, Timing
-from index.sortedset import Entry, SortedSet
 from index.structure import Structure
 from index.view import IndexView
+from index.zset import Entry, SortedSet
 from kvformat import Root, dump_entries
 from storage.kv import KVStore
 

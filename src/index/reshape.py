@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from index.rules import MAX_GC_DELETES, Layout, Timing
-from index.sortedset import Entry, SortedSet
 from index.structure import Structure, new_version
 from index.view import IndexView
+from index.zset import Entry, SortedSet
 from kvformat import BOTTOM, SEGMENT_PREFIX, Root, Segment, dump_entries, with_lo
 from storage.kv import KVStore
 

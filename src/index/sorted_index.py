@@ -36,9 +36,9 @@ from index.rules import (
     Layout,
     Timing,
 )
-from index.sortedset import Entry, SortedSet
 from index.structure import Folded, IndexObjects, Structure
 from index.view import IndexView
+from index.zset import Entry, SortedSet
 from kvformat import BOTTOM, Op, Root, dump_entries
 from storage.kv import KVStore
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from errors import StorageUnavailable
 from index.object_cache import ObjectCache
 from index.rules import HINT_MARGIN_MS, Timing
-from index.sortedset import SortedSet
+from index.zset import SortedSet
 from jsonutil import dumps
 from kvformat import (
     MANIFEST_PREFIX,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable
 
-from index.sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 from index.structure import Structure
+from index.zset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 from kvformat import JournalEntry, Manifest, Op, Root, Segment
 
 

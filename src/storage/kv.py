@@ -56,7 +56,6 @@ class KVStore(Protocol):
         value: str,
         *,
         metadata: Metadata | None = None,
-        expiration_ttl: int | None = None,
     ) -> None: ...
 
     async def delete(self, key: str) -> None: ...

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from index.sorted_index import IndexView
-from index.sortedset import Entry
+from index.zset import Entry
 from kvformat import Op, intent_key
 from store.model import EraseResult, Record, Scope, indexes_of
 from store.plans import Plans

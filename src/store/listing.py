@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cursor import CursorScope
 from errors import StorageUnavailable
-from index.sortedset import Entry
+from index.zset import Entry
 from kvformat import MESSAGE_PREFIX
 from store.model import Message, Page, RangeQuery, ReindexResult, Scope
 from store.shared import Shared

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from index.sortedset import MAX_SCORE, MIN_SCORE
+from index.zset import MAX_SCORE, MIN_SCORE
 from kvformat import earlier_positions
 from storage.kv import ValueWithMetadata
 

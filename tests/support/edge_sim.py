@@ -64,7 +64,7 @@ from errors import ChatStoreError, StorageUnavailable, problem_for
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
 from index.sorted_index import MAX_COMPACTION_MS, IndexObjects, IndexStore, Layout
-from index.sortedset import MAX_SCORE, MIN_SCORE
+from index.zset import MAX_SCORE, MIN_SCORE
 from kvformat import INTENT_PREFIX, JOURNAL_PREFIX, message_key
 from storage.retrying import RetryingKV, RetryPolicy
 from support.edge_kv import REQUEST_TAG, EdgeWorld, Read, Write

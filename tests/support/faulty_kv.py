@@ -154,13 +154,8 @@ class FaultyKV:
         value: str,
         *,
         metadata: Metadata | None = None,
-        expiration_ttl: int | None = None,
     ) -> None:
-        await self._op(
-            "put",
-            key,
-            lambda: self.inner.put(key, value, metadata=metadata, expiration_ttl=expiration_ttl),
-        )
+        await self._op("put", key, lambda: self.inner.put(key, value, metadata=metadata))
 
     async def delete(self, key: str) -> None:
         await self._op("delete", key, lambda: self.inner.delete(key))

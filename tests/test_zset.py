@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from index.sortedset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
+from index.zset import MAX_SCORE, MIN_SCORE, Entry, SortedSet
 
 # -- a plain model of a Redis sorted set ---------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""An in-memory sorted set with Redis semantics: the pure core of every index.
+"""An in-memory sorted set with Redis semantics (a *zset*, in Redis's words): the pure core of
+every index, whose stored form in KV is ``index.sorted_index``.
 
 Members are ordered by ``(score, member)``, ties broken by the member's bytes (Python compares
 ``str`` by code point, which is the same order as UTF-8 bytes). ``zrange_by_score`` with
