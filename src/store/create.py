@@ -13,7 +13,7 @@ from errors import Conflict, StorageUnavailable
 from ids import new_ulid
 from kvformat import Op, intent_key, message_key
 from storage.kv import get_many_with_metadata
-from store.model import Message, MessageDraft, Record, indexes_of, record_from
+from store.model import Message, MessageDraft, Record, indexes_of, record_from, scope_indexes
 from store.plans import Plans
 from store.shared import Shared
 
@@ -129,8 +129,7 @@ class Creator:
         # if one is under way: a re-create must not journal its entries before the delete's
         # removals (those would win).
         erases = sorted({intent_key(index) for d in drafts if d.id is not None
-                         for index in indexes_of({"user_id": d.user_id,
-                                                  "conversation_id": d.conversation_id})})
+                         for index in scope_indexes(d.user_id, d.conversation_id)})
         plans = [*(intent_key(message_key(i)) for i in ids), *erases]
         found = await get_many_with_metadata(
             self._shared.kv, [*(message_key(i) for i in ids), *plans]

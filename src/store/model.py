@@ -87,9 +87,14 @@ class EraseResult:
 
 
 def indexes_of(message: Message) -> list[str]:
-    indexes = [Scope("user", message["user_id"]).index]
-    if message.get("conversation_id") is not None:
-        indexes.append(Scope("conversation", message["conversation_id"]).index)
+    return scope_indexes(message["user_id"], message.get("conversation_id"))
+
+
+def scope_indexes(user_id: str, conversation_id: str | None) -> list[str]:
+    """The indexes that list a message of this user (and conversation, if any)."""
+    indexes = [Scope("user", user_id).index]
+    if conversation_id is not None:
+        indexes.append(Scope("conversation", conversation_id).index)
     return indexes
 
 
