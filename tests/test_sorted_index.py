@@ -15,6 +15,7 @@ stored structure equal to it.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -26,7 +27,9 @@ import pytest
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
+from errors import StorageUnavailable
 from index.object_cache import ObjectCache
+from index.rules import MAX_JOURNAL_ATTEMPTS
 from index.sorted_index import (
     FIRST_PAGE,
     MAX_COMPACTION_MS,
@@ -642,6 +645,79 @@ def test_entries_journaled_before_versions_counted_down_are_still_read() -> None
         await w.check()
         assert [e.member for e in await w.live()] == ["chat:old", "chat:new"]
         await drain(w)
+
+    run(scenario())
+
+
+# -- slow journal puts (rule 5's put_ms) -----------------------------------------------------------
+
+
+class SlowJournalKV(LaggingKV):
+    """Journal puts that land, and return, only when the test opens ``gate``; or that each take
+    ``put_delay_ms`` of the clock."""
+
+    def __init__(self, inner: MemoryKV, clock: ManualClock) -> None:
+        super().__init__(inner)
+        self.clock = clock
+        self.gate: asyncio.Event | None = None
+        self.put_delay_ms = 0
+        self.journal_puts = 0
+
+    async def put(self, key: str, value: str, *, metadata: Metadata | None = None) -> None:
+        if key.startswith(JOURNAL_PREFIX):
+            self.journal_puts += 1
+            self.clock.advance(self.put_delay_ms)
+            if self.gate is not None:
+                await self.gate.wait()
+        await self.inner.put(key, value, metadata=metadata)
+
+
+def test_a_journal_put_slower_than_put_ms_is_written_again_where_passes_list() -> None:
+    """CI, two isolates on two busy cores: a create's journal put took 1.7 s (put_ms was 1 s).
+    A pass that read meanwhile vouched for the entry's time without listing it, and a trusting
+    reader missed the acknowledged message until the next full pass. The writer sees its put
+    was slow and journals the ops again under a fresh key, which the pass has not vouched for."""
+
+    async def scenario() -> None:
+        clock = ManualClock()
+        kv = SlowJournalKV(MemoryKV(clock=clock.seconds), clock)
+        store = IndexStore(kv, clock, DEFAULT_SETTLE_MS, None, ObjectCache())
+        await store.append(INDEX, [Op.add("chat:early", 1)])
+        clock.advance(store.put_ms)
+        assert await store.compact(await store.read(INDEX, trust=None, cap=False))
+        await store.append(INDEX, [Op.add("chat:other", 3)])  # gives the next pass work
+
+        kv.gate = asyncio.Event()
+        appending = asyncio.ensure_future(store.append(INDEX, [Op.add("chat:late", 2)]))
+        await asyncio.sleep(0)  # the put is under way, not yet listed
+        clock.advance(store.put_ms + 1)
+        view = await store.read(INDEX, trust=None, cap=False)  # a pass: it vouches for the put
+        assert "chat:late" not in [e.member for e in await view.zrange_by_score()]
+        assert await store.compact(view)
+        kv.gate.set()
+        await appending
+
+        trusting = await store.read(INDEX)
+        assert trusting.trusted
+        assert [e.member for e in await trusting.zrange_by_score()] == [
+            "chat:early", "chat:late", "chat:other"]
+        assert kv.journal_puts == 4  # the late entry's slow put and its replay
+
+    run(scenario())
+
+
+def test_journal_puts_that_stay_slow_fail_the_write_before_it_is_acknowledged() -> None:
+    async def scenario() -> None:
+        clock = ManualClock()
+        kv = SlowJournalKV(MemoryKV(clock=clock.seconds), clock)
+        store = IndexStore(kv, clock, SHORT_SETTLE_MS, None, ObjectCache())
+        kv.put_delay_ms = store.put_ms + 1
+        with pytest.raises(StorageUnavailable, match="longer than"):
+            await store.append(INDEX, [Op.add("chat:a", 1)])
+        assert kv.journal_puts == MAX_JOURNAL_ATTEMPTS
+        kv.put_delay_ms = store.put_ms  # as slow as a put may be: written once
+        await store.append(INDEX, [Op.add("chat:b", 2)])
+        assert kv.journal_puts == MAX_JOURNAL_ATTEMPTS + 1
 
     run(scenario())
 

@@ -11,7 +11,8 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from index.rules import FIRST_PAGE, MAX_GC_DELETES, MAX_PROBES, Timing
+from errors import StorageUnavailable
+from index.rules import FIRST_PAGE, MAX_GC_DELETES, MAX_JOURNAL_ATTEMPTS, MAX_PROBES, Timing
 from index.structure import Structure
 from jsonutil import dumps
 from kvformat import (
@@ -58,18 +59,31 @@ class Journal:
 
         Ops go in pieces small enough for KV metadata, one journal key each, so that a listing
         carries every op and no reader or compaction ever reads a journal value.
+
+        A pass vouches for every entry written up to ``put_ms`` before it read (rule 5), so an
+        entry must be listable within ``put_ms`` of the time in its key. A put that took longer
+        (a slow KV, retries, a starved isolate) may have been missed by such a pass, and a
+        trusting reader would not list it until the next full pass: it is written again under a
+        fresh key (a replay is harmless: the later copy carries the same ops). Only when every
+        attempt is that slow does the write fail (503), before anything is acknowledged.
         """
         if not ops:
             return
-        now = self._clock_ms()
-        puts = []
-        for piece in metadata_pieces([op.to_json() for op in ops]):
-            text = dumps(piece)
-            metadata: dict[str, object] = {"t": now}
-            if len(text.encode("utf-8")) <= METADATA_ROOM:
-                metadata["ops"] = piece
-            puts.append(self._kv.put(self._key(index, now), text, metadata=metadata))
-        await asyncio.gather(*puts)
+        pieces = [(piece, dumps(piece)) for piece in metadata_pieces([op.to_json() for op in ops])]
+        for _ in range(MAX_JOURNAL_ATTEMPTS):
+            now = self._clock_ms()
+            puts = []
+            for piece, text in pieces:
+                metadata: dict[str, object] = {"t": now}
+                if len(text.encode("utf-8")) <= METADATA_ROOM:
+                    metadata["ops"] = piece
+                puts.append(self._kv.put(self._key(index, now), text, metadata=metadata))
+            await asyncio.gather(*puts)
+            if self._clock_ms() - now <= self._timing.put_ms:
+                return
+        raise StorageUnavailable(
+            detail=f"journal writes to {index} kept taking longer than {self._timing.put_ms} ms"
+        )
 
     async def scan(
         self, index: str, horizon: int, cap: int | None, hint_margin_ms: int = 0

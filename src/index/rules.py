@@ -12,6 +12,8 @@ MIN_SETTLE_MS = 100
 # full pass readers trust what the passes saw. Capped at fractions of the settle time so that
 # tests with a tiny settle time keep the same proportions.
 MAX_PUT_MS = 2_000
+# Journal puts slower than put_ms are written again under a fresh key, this many times in all.
+MAX_JOURNAL_ATTEMPTS = 3
 FULL_PASS_MS = 5_000
 # Deletes per journal collection (and per garbage round): inside KV's 1,000-op budget.
 MAX_GC_DELETES = 256
