@@ -62,6 +62,8 @@ class Config:
     max_content_bytes: int = 64 * KIB
     max_metadata_bytes: int = 16 * KIB
     max_sender_bytes: int = 4 * KIB
+    # Structured content (``parts``) carries tool results and files: far more room than text.
+    max_parts_bytes: int = 1 * MIB
     max_body_bytes: int = 8 * MIB
     # The settle time S of sorted_index's rules: how long a KV write may take to show in every
     # location's listings and reads. Workers KV documents "60 seconds or more" for both its read
@@ -95,6 +97,7 @@ class Config:
             max_content_bytes=_int(env, "MAX_CONTENT_BYTES", cls.max_content_bytes, minimum=1),
             max_metadata_bytes=_int(env, "MAX_METADATA_BYTES", cls.max_metadata_bytes, minimum=2),
             max_sender_bytes=_int(env, "MAX_SENDER_BYTES", cls.max_sender_bytes, minimum=16),
+            max_parts_bytes=_int(env, "MAX_PARTS_BYTES", cls.max_parts_bytes, minimum=2),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=64),
             journal_settle_ms=_int(env, "JOURNAL_SETTLE_MS", cls.journal_settle_ms, minimum=100),
             index_head_max=_int(env, "INDEX_HEAD_MAX", cls.index_head_max, minimum=2),

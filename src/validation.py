@@ -16,14 +16,14 @@ from errors import PayloadTooLarge, ValidationError
 from ids import is_valid_id
 from index.zset import MAX_SCORE, MIN_SCORE
 from jsonutil import dumps, has_lone_surrogate, is_int
-from store.model import DEFAULT_LIMIT, MessageDraft, MessagePatch, RangeQuery
+from store.model import DEFAULT_LIMIT, MessageDraft, MessagePatch, Parts, RangeQuery
 
 MAX_BATCH = 100
 MAX_LIMIT = 100
 CREATE_FIELDS = frozenset(
-    {"id", "user_id", "conversation_id", "sender", "content", "timestamp", "metadata"}
+    {"id", "user_id", "conversation_id", "sender", "content", "parts", "timestamp", "metadata"}
 )
-PATCH_FIELDS = frozenset({"content", "sender", "metadata", "timestamp"})
+PATCH_FIELDS = frozenset({"content", "parts", "sender", "metadata", "timestamp"})
 IMMUTABLE_FIELDS = frozenset({"id", "user_id", "conversation_id"})
 SENDER_FIELDS = frozenset({"id", "name", "role"})
 QUERY_FIELDS = frozenset({"limit", "order", "start", "end", "cursor"})
@@ -77,6 +77,31 @@ class Validator:
             raise PayloadTooLarge(f"content exceeds {self._config.max_content_bytes} bytes")
         return value
 
+    def _parts(self, value: Any) -> Parts:
+        """Stored verbatim: only what the store itself relies on is checked (a ``type`` on
+        every part, and the text of ``text`` parts, which becomes ``content``)."""
+        if not isinstance(value, list):
+            raise ValidationError("parts must be an array of objects")
+        for n, part in enumerate(value):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise ValidationError(f"parts[{n}] must be an object with a string type")
+            if part["type"] == "text" and not isinstance(part.get("text"), str):
+                raise ValidationError(f"parts[{n}] is a text part: its text must be a string")
+        limit = self._config.max_parts_bytes
+        if _size(value) > limit:
+            raise PayloadTooLarge(f"parts exceed {limit} bytes (MAX_PARTS_BYTES)")
+        return value
+
+    def _content_and_parts(self, body: Mapping[str, Any]) -> tuple[str, Parts | None]:
+        """``content`` as given, or else the text of the ``text`` parts: every stored record
+        keeps a string ``content`` for readers of the seed's format."""
+        parts = self._parts(body["parts"]) if "parts" in body else None
+        if "content" in body:
+            return self._content(body["content"]), parts
+        if parts is None:
+            raise ValidationError("content or parts is required")
+        return text_of(parts), parts
+
     def _timestamp(self, value: Any) -> int:
         if not is_int(value) or not MIN_SCORE <= value <= MAX_SCORE:
             raise ValidationError("timestamp must be an integer of Unix milliseconds, 0..2^53-1")
@@ -92,13 +117,17 @@ class Validator:
     def message(self, body: Any, what: str = "message") -> MessageDraft:
         body = self._require_object(body, what)
         self._reject_unknown(body, CREATE_FIELDS, what)
-        for required in ("user_id", "sender", "content"):
+        for required in ("user_id", "sender"):
             if required not in body:
                 raise ValidationError(f"{required} is required")
+        user_id = self._id(body["user_id"], "user_id")
+        sender = self._sender(body["sender"])
+        content, parts = self._content_and_parts(body)
         return MessageDraft(
-            user_id=self._id(body["user_id"], "user_id"),
-            sender=self._sender(body["sender"]),
-            content=self._content(body["content"]),
+            user_id=user_id,
+            sender=sender,
+            content=content,
+            parts=parts,
             id=self._id(body["id"], "id") if "id" in body else None,
             conversation_id=(
                 self._id(body["conversation_id"], "conversation_id")
@@ -152,8 +181,10 @@ class Validator:
             fields = ", ".join(sorted(PATCH_FIELDS))
             raise ValidationError(f"nothing to change: send any of {fields}")
         changes: dict[str, Any] = {}
-        if "content" in body:
-            changes["content"] = self._content(body["content"])
+        if "content" in body or "parts" in body:
+            changes["content"], parts = self._content_and_parts(body)
+            if parts is not None:
+                changes["parts"] = parts
         if "sender" in body:
             changes["sender"] = self._sender(body["sender"])
         if "metadata" in body:
@@ -161,6 +192,11 @@ class Validator:
         if "timestamp" in body:
             changes["timestamp"] = self._timestamp(body["timestamp"])
         return MessagePatch(changes)
+
+
+def text_of(parts: Parts) -> str:
+    """The text of a message's ``text`` parts, concatenated in order."""
+    return "".join(part["text"] for part in parts if part["type"] == "text")
 
 
 def _single_params(query: tuple[tuple[str, str], ...], allowed: frozenset[str]) -> dict[str, str]:

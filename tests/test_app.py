@@ -555,6 +555,70 @@ def test_limits_are_configurable() -> None:
     assert_problem(raw_create(h, body[:-1] + b" " * (pad + 1) + b"}"), 413, "payload_too_large")
 
 
+# --- structured content (parts) ----------------------------------------------------------------
+
+AI_PARTS: list[dict[str, Any]] = [
+    {"type": "step-start"},
+    {"type": "reasoning", "text": "Look it up."},
+    {"type": "tool-weather", "toolCallId": "c1", "state": "output-available",
+     "input": {"city": "Paris"}, "output": {"celsius": 21, "list": [1.5, None, True]}},
+    {"type": "text", "text": "It is 21 °C "},
+    {"type": "text", "text": "in Paris."},
+    {"type": "unknown-kind", "anything": {"goes": ["here"]}},
+]
+
+
+def test_parts_round_trip_verbatim_and_content_is_their_text() -> None:
+    h = AppHarness()
+    body = message_body(id="m1", conversation_id="c1", parts=AI_PARTS)
+    del body["content"]
+    created = h.request("POST", "/v1/messages", json_body=body)
+    assert created.status == 201, created.body
+    assert created.json["message"]["parts"] == AI_PARTS
+    assert created.json["message"]["content"] == "It is 21 °C in Paris."
+    stored = json.loads(h.kv.snapshot()[message_key("m1")])
+    assert stored["parts"] == AI_PARTS and stored["content"] == "It is 21 °C in Paris."
+    got = h.request("GET", "/v1/messages/m1").json["message"]
+    assert got == created.json["message"]
+    listed = h.request("GET", "/v1/conversations/c1/messages").json["messages"]
+    assert listed == [created.json["message"]]
+    # An identical replay is a 200; different parts under the same id are a conflict.
+    assert h.request("POST", "/v1/messages", json_body=body).status == 200
+    other = {**body, "parts": AI_PARTS[:2]}
+    assert_problem(h.request("POST", "/v1/messages", json_body=other), 409, "conflict")
+
+
+def test_a_patch_replaces_parts_and_their_text() -> None:
+    h = AppHarness()
+    assert create_reply(h, id="m1", content="draft").status == 201
+    reply = h.request("PATCH", "/v1/messages/m1",
+                      json_body={"parts": [{"type": "text", "text": "final"}]})
+    assert reply.status == 200, reply.body
+    assert reply.json["message"]["parts"] == [{"type": "text", "text": "final"}]
+    assert reply.json["message"]["content"] == "final"
+    assert "edited_at" in reply.json["message"]
+
+
+def test_a_message_without_content_or_parts_is_400() -> None:
+    h = AppHarness()
+    body = message_body()
+    del body["content"]
+    problem = assert_problem(h.request("POST", "/v1/messages", json_body=body), 400,
+                             "validation_error")
+    assert "content or parts is required" in problem["detail"]
+    assert h.kv.writes == 0
+
+
+def test_parts_over_the_limit_are_413_naming_it() -> None:
+    h = AppHarness(Config(api_token=TOKEN, max_parts_bytes=64))
+    big = [{"type": "tool-x", "output": "x" * 64}]
+    problem = assert_problem(
+        h.request("POST", "/v1/messages", json_body=message_body(parts=big)), 413,
+        "payload_too_large")
+    assert "MAX_PARTS_BYTES" in problem["detail"] and "64 bytes" in problem["detail"]
+    assert h.kv.writes == 0
+
+
 # --- replay and conflict ------------------------------------------------------------------------
 
 

@@ -125,7 +125,19 @@ def test_any_string_content(content: str) -> None:
     [
         pytest.param(body(user_id=DROP), "user_id is required", id="no-user_id"),
         pytest.param(body(sender=DROP), "sender is required", id="no-sender"),
-        pytest.param(body(content=DROP), "content is required", id="no-content"),
+        pytest.param(body(content=DROP), "content or parts is required", id="no-content"),
+        pytest.param(body(parts=None), "parts must be an array", id="parts-null"),
+        pytest.param(body(parts={"type": "text"}), "parts must be an array", id="parts-object"),
+        pytest.param(body(parts=["text"]), r"parts\[0\] must be an object", id="part-string"),
+        pytest.param(body(parts=[{"text": "a"}]), r"parts\[0\].*string type", id="part-no-type"),
+        pytest.param(body(parts=[{"type": "text", "text": "a"}, {"type": 1}]),
+                     r"parts\[1\].*string type", id="part-type-int"),
+        pytest.param(body(content=DROP, parts=[{"type": "text"}]), r"parts\[0\].*text",
+                     id="text-part-without-text"),
+        pytest.param(body(parts=[{"type": "text", "text": ["a"]}]), r"parts\[0\].*text",
+                     id="text-part-text-list"),
+        pytest.param(body(parts=[{"type": "data-x", "data": "\ud800"}]), "surrogate",
+                     id="lone-surrogate-part"),
         pytest.param(body(extra=1), "unknown field.*extra", id="unknown-field"),
         pytest.param(body(created_at=1), "unknown field.*created_at", id="server-field"),
         pytest.param(body(edited_at=1), "unknown field.*edited_at", id="edited_at"),
@@ -169,6 +181,65 @@ def test_any_string_content(content: str) -> None:
 def test_message_refused(payload: Any, match: str) -> None:
     with pytest.raises(ValidationError, match=match):
         V.message(payload)
+
+
+# --- structured content (parts) ----------------------------------------------------------------
+
+
+UI_PARTS: list[dict[str, Any]] = [
+    {"type": "step-start"},
+    {"type": "reasoning", "text": "The user greets me.", "state": "done"},
+    {"type": "text", "text": "Hello, "},
+    {"type": "tool-weather", "toolCallId": "c1", "state": "output-available",
+     "input": {"city": "Paris"}, "output": {"celsius": 21}},
+    {"type": "text", "text": "it is 21 °C."},
+    {"type": "file", "mediaType": "image/png", "url": "https://example.com/a.png"},
+    {"type": "source-url", "sourceId": "s1", "url": "https://example.com"},
+    {"type": "data-weather", "id": "d1", "data": {"nested": [1, {"deep": None}]}},
+    {"type": "something-new", "whatever": True},
+]
+
+
+def test_parts_are_kept_verbatim_and_give_content_when_it_is_missing() -> None:
+    draft = V.message(body(content=DROP, parts=UI_PARTS))
+    assert draft.parts == UI_PARTS
+    assert draft.content == "Hello, it is 21 °C."
+    assert V.message(body(content=DROP, parts=[{"type": "step-start"}])).content == ""
+
+
+def test_content_given_beside_parts_is_kept() -> None:
+    draft = V.message(body(content="summary", parts=UI_PARTS))
+    assert (draft.content, draft.parts) == ("summary", UI_PARTS)
+    assert V.message(body()).parts is None
+
+
+def test_a_patch_of_parts_alone_derives_content_too() -> None:
+    assert V.patch({"parts": UI_PARTS}).changes == {"content": "Hello, it is 21 °C.",
+                                                    "parts": UI_PARTS}
+    assert V.patch({"parts": UI_PARTS, "content": "x"}).changes == {"content": "x",
+                                                                    "parts": UI_PARTS}
+    assert V.patch({"content": "x"}).changes == {"content": "x"}
+
+
+def test_parts_limit_counts_serialized_bytes_and_names_itself() -> None:
+    v = Validator(Config(max_parts_bytes=47))
+    parts = [{"type": "text", "text": "x" * 20}]  # [{"type":"text","text":"xxx..."}]: 47 bytes
+    assert len(dumps(parts).encode()) == 47
+    assert v.message(body(content=DROP, parts=parts)).content == "x" * 20
+    with pytest.raises(PayloadTooLarge, match=r"parts exceed 47 bytes \(MAX_PARTS_BYTES\)"):
+        v.message(body(content=DROP, parts=[{"type": "text", "text": "x" * 21}]))
+    with pytest.raises(PayloadTooLarge, match="MAX_PARTS_BYTES"):
+        v.patch({"parts": [{"type": "text", "text": "x" * 21}]})
+    assert Config().max_parts_bytes == 1024 * KIB
+
+
+def test_content_derived_from_parts_is_not_held_to_the_content_limit() -> None:
+    # MAX_PARTS_BYTES bounds it: tool-heavy answers carry much more than typed text.
+    v = Validator(Config(max_content_bytes=4))
+    assert v.message(body(content=DROP, parts=[{"type": "text", "text": "long text"}])).content \
+        == "long text"
+    with pytest.raises(PayloadTooLarge, match="content"):
+        v.message(body(content="long text", parts=[]))
 
 
 # --- size limits --------------------------------------------------------------------------------

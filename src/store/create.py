@@ -22,7 +22,8 @@ def _client_fields(message: Message) -> dict[str, Any]:
     """What a client said about a message, for comparing a replayed create with the original."""
     return {
         k: message.get(k)
-        for k in ("user_id", "conversation_id", "sender", "content", "timestamp", "metadata")
+        for k in ("user_id", "conversation_id", "sender", "content", "parts", "timestamp",
+                  "metadata")
     }
 
 
@@ -32,6 +33,8 @@ def _build(draft: MessageDraft, now: int) -> Message:
         message["conversation_id"] = draft.conversation_id
     message["sender"] = draft.sender
     message["content"] = draft.content
+    if draft.parts is not None:
+        message["parts"] = draft.parts
     message["timestamp"] = draft.timestamp if draft.timestamp is not None else now
     if draft.metadata is not None:
         message["metadata"] = draft.metadata

@@ -16,6 +16,7 @@ from storage.kv import ValueWithMetadata
 MAX_POSITION_HISTORY = 4
 
 Message = dict[str, Any]
+Parts = list[dict[str, Any]]  # structured content (AI SDK ``UIMessage`` parts), stored verbatim
 ScopeKind = Literal["user", "conversation"]
 Order = Literal["asc", "desc"]
 DEFAULT_LIMIT = 50  # messages per page when the query names no limit
@@ -32,6 +33,7 @@ class MessageDraft:
     conversation_id: str | None = None
     timestamp: int | None = None
     metadata: dict[str, Any] | None = None
+    parts: Parts | None = None
 
 
 @dataclass(frozen=True)
