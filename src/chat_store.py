@@ -18,17 +18,21 @@ indexes, cursors). The values and constants other modules use are importable fro
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from cursor import CursorCodec
 from index.pacer import CompactionPacer
 from index.sorted_index import Defer, IndexObjects, IndexStore, Layout
 from storage.kv import KVStore
+from store.activity import Activity
+from store.conversations import PREVIEW_CHARS, Conversation, Conversations
 from store.create import Creator
 from store.erase import MAX_ERASE_PER_REQUEST, MAX_INTENTS, Eraser
 from store.listing import MAX_REINDEX_PAGES, Listing
 from store.messages import Messages
 from store.model import (
     MAX_POSITION_HISTORY,
+    ConversationPage,
     EraseResult,
     Message,
     MessageDraft,
@@ -50,7 +54,10 @@ __all__ = [
     "MAX_INTENTS",
     "MAX_POSITION_HISTORY",
     "MAX_REINDEX_PAGES",
+    "PREVIEW_CHARS",
     "ChatStore",
+    "Conversation",
+    "ConversationPage",
     "EraseResult",
     "Message",
     "MessageDraft",
@@ -81,11 +88,13 @@ class ChatStore:
         indexes = IndexStore(kv, clock_ms, settle_ms, layout, index_objects, defer=defer,
                              pacer=pacer)
         shared = Shared(kv, clock_ms, indexes, CursorCodec(cursor_secret))
-        plans = Plans(shared)
-        self._creator = Creator(shared, plans)
-        self._messages = Messages(shared, plans)
+        activity = Activity(shared)
+        plans = Plans(shared, activity)
+        self._creator = Creator(shared, plans, activity)
+        self._messages = Messages(shared, plans, activity)
         self._listing = Listing(shared)
-        self._eraser = Eraser(shared, plans)
+        self._eraser = Eraser(shared, plans, activity)
+        self._conversations = Conversations(shared, activity)
 
     async def create(self, draft: MessageDraft) -> tuple[Message, bool]:
         """Store a message; returns it and whether it was new (False: an identical replay)."""
@@ -122,3 +131,19 @@ class ChatStore:
     async def erase(self, scope: Scope) -> EraseResult:
         """Delete every message of a user or conversation, from every index they are in."""
         return await self._eraser.erase(scope)
+
+    async def list_conversations(self, user_id: str, query: RangeQuery) -> ConversationPage:
+        """The user's conversations by activity (their newest message's timestamp)."""
+        return await self._conversations.list_page(user_id, query)
+
+    async def get_conversation(
+        self, conversation_id: str, viewer: str | None = None
+    ) -> Conversation:
+        """The conversation; with ``viewer``, one that user has no message in is missing."""
+        return await self._conversations.get(conversation_id, viewer)
+
+    async def patch_conversation(
+        self, conversation_id: str, changes: dict[str, Any], viewer: str | None = None
+    ) -> Conversation:
+        """Set its ``title`` and/or ``metadata``; a conversation with no message is missing."""
+        return await self._conversations.patch(conversation_id, changes, viewer)

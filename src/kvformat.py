@@ -9,6 +9,12 @@ rules its passes follow, is in ``docs/design.md``; this module only says what is
                                ``c`` (conversation), ``s`` (timestamp), ``p`` (earlier
                                timestamps an index entry may still sit at, newest first)
 ``idx:intent:{subject}``       a delete's (``chat:{id}``) or an erase's (``{index}``) plan
+``user:conversations:{id}``    the user's conversation list, an index like the message indexes:
+                               one entry per conversation, its newest message (``chat:{id}``)
+                               at that message's timestamp
+``conversation:users:{id}``    the conversation's participants, an index of ``user:{id}``
+                               members (score 0): whose lists its activity goes to
+``conversation:meta:{id}``     a conversation's ``title`` and ``metadata`` (JSON), set by PATCH
 ``{index}``                    an index root (``user:chat:{id}``, ``conversation:chat:{id}``):
                                the newest entries as ``[{"score", "member"}]``, metadata
                                :meth:`Root.metadata`
@@ -36,6 +42,11 @@ INTENT_PREFIX = "idx:intent:"
 JOURNAL_PREFIX = "idx:log:"
 SEGMENT_PREFIX = "idx:seg:"
 MANIFEST_PREFIX = "idx:man:"
+CONVERSATION_LIST_PREFIX = "user:conversations:"
+PARTICIPANTS_PREFIX = "conversation:users:"
+PARTICIPANT_MEMBER_PREFIX = "user:"
+CONVERSATION_PREFIX = "conversation:meta:"
+CONVERSATION_INDEX_PREFIX = "conversation:chat:"
 
 METADATA_ROOM = MAX_METADATA_BYTES - 64  # leave room for the other metadata fields
 # Journal versions count down from here, so a prefix listing is newest first. Versions below
@@ -290,6 +301,34 @@ def parse_ops(raw: object) -> tuple[Op, ...] | None:
 
 def message_key(message_id: str) -> str:
     return f"{MESSAGE_PREFIX}{message_id}"
+
+
+def conversation_list_key(user_id: str) -> str:
+    """The index listing a user's conversations, each by its newest message."""
+    return f"{CONVERSATION_LIST_PREFIX}{user_id}"
+
+
+def participants_key(conversation_id: str) -> str:
+    """The index of a conversation's participants (``participant_member`` members)."""
+    return f"{PARTICIPANTS_PREFIX}{conversation_id}"
+
+
+def participant_member(user_id: str) -> str:
+    return f"{PARTICIPANT_MEMBER_PREFIX}{user_id}"
+
+
+def participant_of(member: str) -> str:
+    return member[len(PARTICIPANT_MEMBER_PREFIX):]
+
+
+def conversation_key(conversation_id: str) -> str:
+    """A conversation's own fields (title, metadata)."""
+    return f"{CONVERSATION_PREFIX}{conversation_id}"
+
+
+def message_id_of(member: str) -> str:
+    """The message id of an index member (``chat:{id}``)."""
+    return member[len(MESSAGE_PREFIX):]
 
 
 def intent_key(subject: str) -> str:

@@ -19,7 +19,12 @@ from jsonutil import dumps, has_lone_surrogate, is_int
 from store.model import DEFAULT_LIMIT, MessageDraft, MessagePatch, Parts, RangeQuery
 
 MAX_BATCH = 100
+# Each conversation a batch writes to is refreshed (store.activity): about ten KV operations.
+MAX_BATCH_CONVERSATIONS = 20
 MAX_LIMIT = 100
+DEFAULT_CONVERSATION_LIMIT = 20
+MAX_TITLE_CHARS = 200
+CONVERSATION_PATCH_FIELDS = frozenset({"title", "metadata"})
 CREATE_FIELDS = frozenset(
     {"id", "user_id", "conversation_id", "sender", "content", "parts", "timestamp", "metadata"}
 )
@@ -160,6 +165,11 @@ class Validator:
                     )
                 seen.add(draft.id)
             drafts.append(draft)
+        conversations = {d.conversation_id for d in drafts if d.conversation_id is not None}
+        if len(conversations) > MAX_BATCH_CONVERSATIONS:
+            raise ValidationError(
+                f"a batch may write to at most {MAX_BATCH_CONVERSATIONS} conversations, "
+                f"not {len(conversations)}")
         return drafts
 
     def reindex_target(self, body: Any) -> tuple[Literal["user", "conversation"], str]:
@@ -170,6 +180,21 @@ class Validator:
         if "user_id" in body:
             return "user", self._id(body["user_id"], "user_id")
         return "conversation", self._id(body["conversation_id"], "conversation_id")
+
+    def conversation_patch(self, body: Any) -> dict[str, Any]:
+        body = self._require_object(body, "conversation patch")
+        self._reject_unknown(body, CONVERSATION_PATCH_FIELDS, "conversation patch")
+        if not body:
+            raise ValidationError("nothing to change: send title and/or metadata")
+        changes: dict[str, Any] = {}
+        if "title" in body:
+            title = body["title"]
+            if not isinstance(title, str) or not 1 <= len(title) <= MAX_TITLE_CHARS:
+                raise ValidationError(f"title must be a string of 1-{MAX_TITLE_CHARS} characters")
+            changes["title"] = title
+        if "metadata" in body:
+            changes["metadata"] = self._metadata(body["metadata"])
+        return changes
 
     def patch(self, body: Any) -> MessagePatch:
         body = self._require_object(body, "patch")
@@ -232,7 +257,10 @@ def _bounds(params: Mapping[str, str]) -> tuple[int, int]:
     return start, end
 
 
-def range_query(query: tuple[tuple[str, str], ...]) -> RangeQuery:
+def range_query(
+    query: tuple[tuple[str, str], ...], default_limit: int = DEFAULT_LIMIT
+) -> RangeQuery:
+    """A listing's query; ``default_limit`` when it names none (conversations: 20)."""
     params = _single_params(query, QUERY_FIELDS)
     order = params.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -242,7 +270,7 @@ def range_query(query: tuple[tuple[str, str], ...]) -> RangeQuery:
     if cursor == "":
         raise ValidationError("cursor must not be empty")
     return RangeQuery(
-        limit=_int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        limit=_int_param(params, "limit", default_limit, 1, MAX_LIMIT),
         order="asc" if order == "asc" else "desc",
         start=start,
         end=end,

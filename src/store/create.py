@@ -13,6 +13,7 @@ from errors import Conflict, StorageUnavailable
 from ids import new_ulid
 from kvformat import Op, intent_key, message_key
 from storage.kv import get_many_with_metadata
+from store.activity import Activity
 from store.model import Message, MessageDraft, Record, indexes_of, record_from, scope_indexes
 from store.plans import Plans
 from store.shared import Shared
@@ -88,10 +89,21 @@ def _add_ops(
     return ops
 
 
+def _conversations(messages: list[Message]) -> dict[str, set[str]]:
+    """The conversations of ``messages``, each with the users who wrote in it."""
+    touched: dict[str, set[str]] = {}
+    for message in messages:
+        conversation_id = message.get("conversation_id")
+        if conversation_id is not None:
+            touched.setdefault(conversation_id, set()).add(message["user_id"])
+    return touched
+
+
 class Creator:
-    def __init__(self, shared: Shared, plans: Plans) -> None:
+    def __init__(self, shared: Shared, plans: Plans, activity: Activity) -> None:
         self._shared = shared
         self._plans = plans
+        self._activity = activity
 
     async def create_many(self, drafts: Sequence[MessageDraft]) -> tuple[list[Message], list[bool]]:
         """All-or-nothing: conflicts are found before anything is written."""
@@ -112,6 +124,9 @@ class Creator:
             failure = next((e for e in saved if isinstance(e, BaseException)), None)
             if failure is not None:
                 raise failure
+            # Replays too: the first attempt may have died before its conversations' lists.
+            await self._activity.refresh_all({
+                c: (users, set(), {}) for c, users in _conversations(messages).items()})
         except StorageUnavailable:
             # A client that chose the ids sends them again (and so completes the message); a
             # server-made id is never seen again, so its entries are withdrawn, lest they be
@@ -171,3 +186,8 @@ class Creator:
                     Op.rem(message_key(message["id"]), message["timestamp"]))
         with contextlib.suppress(StorageUnavailable):
             await self._shared.journal(ops)
+            withdrawn = [m for m, deleted in zip(messages, gone, strict=True) if deleted]
+            await self._activity.refresh_all({
+                c: (set(), set(), {message_key(m["id"]): (m["timestamp"],) for m in withdrawn
+                                   if m.get("conversation_id") == c})
+                for c in _conversations(withdrawn)})

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from index.sorted_index import IndexView
 from index.zset import Entry
-from kvformat import Op, intent_key
+from kvformat import Op, conversation_list_key, intent_key
+from store.activity import Activity
 from store.model import EraseResult, Record, Scope, indexes_of
 from store.plans import Plans
 from store.shared import Shared
@@ -15,14 +16,20 @@ from store.shared import Shared
 # Half-finished erases of one scope completed per request (each is a few KV operations).
 MAX_INTENTS = 8
 # An erase deletes at most this many messages per request (2 KV ops each, plus index writes),
-# keeping well inside Workers' 1,000 KV operations per invocation; callers repeat until done.
-MAX_ERASE_PER_REQUEST = 400
+# of at most MAX_ERASE_CONVERSATIONS conversations (each refreshed: about ten KV ops and one per
+# participant), keeping inside Workers' 1,000 KV operations per invocation; callers repeat.
+MAX_ERASE_PER_REQUEST = 300
+MAX_ERASE_CONVERSATIONS = 8
+# Conversation-list entries an erase of a user clears per request once its messages are gone
+# (conversations it took part in whose messages were deleted before).
+MAX_LIST_LEFTOVERS = 32
 
 
 class Eraser:
-    def __init__(self, shared: Shared, plans: Plans) -> None:
+    def __init__(self, shared: Shared, plans: Plans, activity: Activity) -> None:
         self._shared = shared
         self._plans = plans
+        self._activity = activity
 
     async def erase(self, scope: Scope) -> EraseResult:
         """Delete every message of a user or conversation, from every index they are in."""
@@ -33,16 +40,44 @@ class Eraser:
         view = await indexes.read(scope.index, trust=False, cap=False)
         indexes.after_read(view)
         entries = await view.zrange_by_score(limit=MAX_ERASE_PER_REQUEST + 1)
-        more = len(entries) > MAX_ERASE_PER_REQUEST
-        entries = entries[:MAX_ERASE_PER_REQUEST]
         found = await self._shared.fetch(e.member for e in entries)
+        kept = _within_conversation_budget(found[:MAX_ERASE_PER_REQUEST])
+        more = len(entries) > kept
+        entries, found = entries[:kept], found[:kept]
         doomed, ops = self._removals(scope, view, entries, found)
+        leave = scope.id if scope.kind == "user" else None
         if doomed:
             await self._plans.delete_records(intent_key(scope.index), doomed,
-                                             {k: v for k, v in ops.items() if v})
+                                             {k: v for k, v in ops.items() if v}, leave=leave)
         deleted = sum(1 for s in found if s is not None)
         remaining = await view.zcount() - len(entries) if more else 0
+        if leave is not None and not more:
+            remaining += await self._leave_the_rest(leave)
         return EraseResult(deleted, remaining)
+
+    async def _leave_the_rest(self, user_id: str) -> int:
+        """Once a user's messages are gone, take the conversations still in the user's list
+        (ones the user took part in whose messages went before) off it, a bounded number per
+        request; returns how many are left."""
+        indexes = self._shared.indexes
+        view = await indexes.read(conversation_list_key(user_id))
+        indexes.after_read(view)
+        entries = await view.zrange_by_score(limit=MAX_LIST_LEFTOVERS + 1)
+        chunk = entries[:MAX_LIST_LEFTOVERS]
+        found = await self._shared.fetch(e.member for e in chunk)
+        leaving: dict[str, dict[str, tuple[int, ...]]] = {}
+        orphans: list[Op] = []
+        for entry, stored in zip(chunk, found, strict=True):
+            conversation_id = None if stored is None else stored.message.get("conversation_id")
+            if conversation_id is None:
+                orphans.append(Op.rem(entry.member, entry.score))
+            else:
+                leaving.setdefault(conversation_id, {})[entry.member] = (entry.score,)
+        if orphans:
+            await self._shared.journal({conversation_list_key(user_id): orphans})
+        await self._activity.refresh_all(
+            {c: (set(), {user_id}, stale) for c, stale in leaving.items()})
+        return len(entries) - len(chunk)
 
     async def _finish_earlier(self, scope: Scope) -> None:
         # An earlier erase of this scope that died half-way (or answered 503): its plan is at a
@@ -88,3 +123,16 @@ class Eraser:
                         Op.rem(entry.member, stored.message["timestamp"], earlier)
                     )
         return doomed, ops
+
+
+def _within_conversation_budget(found: Sequence[Record | None]) -> int:
+    """How many of these messages (in erase order) one request deletes: all, unless they span
+    more than ``MAX_ERASE_CONVERSATIONS`` conversations, each of which is refreshed."""
+    seen: set[str] = set()
+    for n, stored in enumerate(found):
+        conversation_id = None if stored is None else stored.message.get("conversation_id")
+        if conversation_id is not None and conversation_id not in seen:
+            if len(seen) == MAX_ERASE_CONVERSATIONS:
+                return n
+            seen.add(conversation_id)
+    return len(found)

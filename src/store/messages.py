@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from errors import NotFound
 from kvformat import Op, intent_key, message_key
+from store.activity import Activity
 from store.model import MAX_POSITION_HISTORY, Message, MessagePatch, Record, indexes_of
 from store.plans import Plans
 from store.shared import Shared
 
 
 class Messages:
-    def __init__(self, shared: Shared, plans: Plans) -> None:
+    def __init__(self, shared: Shared, plans: Plans, activity: Activity) -> None:
         self._shared = shared
         self._plans = plans
+        self._activity = activity
 
     async def _stored(self, message_id: str, owner: str | None) -> Record:
         stored = await self._shared.load(message_id)
@@ -37,6 +39,7 @@ class Messages:
                 # add at the member's own score is idempotent). Nothing else is written.
                 again = Op.add(member, message["timestamp"], message["timestamp"], stored.earlier)
                 await self._shared.journal({i: [again] for i in indexes_of(message)})
+                await self._moved(message, stored.earlier)
             return message
         updated["edited_at"] = self._shared.clock_ms()
         old, new = message["timestamp"], updated["timestamp"]
@@ -52,7 +55,15 @@ class Messages:
         # and they may be different moves. Whoever sees a later put than its own journals that
         # put's position again, so the indexes end where the record is.
         await self._shared.follow_record(member, unless_at=new)
+        await self._moved(updated, (old, *stored.earlier))
         return updated
+
+    async def _moved(self, message: Message, earlier: tuple[int, ...]) -> None:
+        """A message moved: its conversation's lists may name it where it was."""
+        conversation_id = message.get("conversation_id")
+        if conversation_id is not None:
+            await self._activity.refresh(
+                conversation_id, stale={message_key(message["id"]): earlier} if earlier else {})
 
     async def delete(self, message_id: str, owner: str | None = None) -> None:
         member = message_key(message_id)

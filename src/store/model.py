@@ -67,6 +67,12 @@ class Page:
 
 
 @dataclass(frozen=True)
+class ConversationPage:
+    conversations: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
 class Record:
     """A message record and its earlier positions: timestamps (newest first) at which
     an index entry may survive a move whose index write never happened. Kept in KV metadata."""

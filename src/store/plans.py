@@ -8,7 +8,8 @@ import json
 
 from errors import StorageUnavailable
 from jsonutil import dumps, is_int
-from kvformat import Op
+from kvformat import CONVERSATION_INDEX_PREFIX, Op
+from store.activity import NEWEST_CLEARED, Activity, Positions
 from store.shared import Shared
 
 # How long a delete may still be running: a create of the same id waits that long for it.
@@ -16,29 +17,37 @@ MAX_DELETE_MS = 30_000
 
 
 class Plans:
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: Shared, activity: Activity) -> None:
         self._shared = shared
+        self._activity = activity
 
     async def delete_records(
-        self, intent: str, members: list[str], ops: dict[str, list[Op]], owner: str = ""
+        self, intent: str, members: list[str], ops: dict[str, list[Op]], owner: str = "",
+        leave: str | None = None,
     ) -> None:
         """Records first, then their index entries, with the plan written ahead.
 
         A crash after the records go leaves index entries pointing at nothing (readers skip
         them), never a live message that its indexes, and so an erase, cannot find. Once the
         records are gone nothing says which indexes held them, so the intent does: a retry
-        (or the next erase of the scope) finishes it.
+        (or the next erase of the scope) finishes it. The conversations whose messages go are
+        refreshed last (``store.activity``); ``leave`` names a user (being erased) whose
+        conversation list loses them.
         """
-        plan = {
+        plan: dict[str, object] = {
             "at": self._shared.clock_ms(),
             "owner": owner,
             "members": members,
             "ops": {i: [op.to_json() for op in o] for i, o in ops.items()},
         }
+        if leave is not None:
+            plan["leave"] = leave
         await self._shared.kv.put(intent, dumps(plan))
-        await self._carry_out(intent, members, ops)
+        await self._carry_out(intent, members, ops, leave)
 
-    async def _carry_out(self, intent: str, members: list[str], ops: dict[str, list[Op]]) -> None:
+    async def _carry_out(
+        self, intent: str, members: list[str], ops: dict[str, list[Op]], leave: str | None
+    ) -> None:
         kv = self._shared.kv
         await asyncio.gather(*(kv.delete(m) for m in members))
         await self._shared.journal(ops)
@@ -48,6 +57,11 @@ class Plans:
             # (One read; an erase's hundreds would break the request's KV budget, and an erase
             # leaves alone what it cannot see instead.)
             await self._shared.follow_record(members[0])
+        await self._activity.refresh_all({
+            index[len(CONVERSATION_INDEX_PREFIX):]: (set(), {leave} if leave else set(),
+                                                     _newest_removed(removals))
+            for index, removals in ops.items() if index.startswith(CONVERSATION_INDEX_PREFIX)
+        })
         await kv.delete(intent)
 
     async def finish(self, intent: str) -> str | None:
@@ -58,7 +72,9 @@ class Plans:
         plan = json.loads(raw)
         ops = {i: [Op.from_json(op) for op in o] for i, o in plan["ops"].items()}
         # The crash may have come before some of the record deletes: redo them all.
-        await self._carry_out(intent, [str(m) for m in plan["members"]], ops)
+        leave = plan.get("leave")
+        await self._carry_out(intent, [str(m) for m in plan["members"]], ops,
+                              leave if isinstance(leave, str) else None)
         return str(plan["owner"])
 
     async def settle_delete(
@@ -78,3 +94,11 @@ class Plans:
             )
         if finish:
             await self.finish(intent)
+
+
+def _newest_removed(removals: list[Op]) -> dict[str, Positions]:
+    """The removed members that may be a conversation list's entry: only a conversation's
+    newest message is listed, so the newest few removed are enough."""
+    placed = [(op.prev, op) for op in removals if op.prev is not None]
+    placed.sort(key=lambda pair: (pair[0], pair[1].member), reverse=True)
+    return {op.member: (prev, *op.also) for prev, op in placed[:NEWEST_CLEARED]}

@@ -42,7 +42,7 @@ from index.pacer import CompactionPacer
 from index.sorted_index import Defer, IndexObjects, Layout
 from jsonutil import dumps, loads_strict
 from storage.kv import KVStore
-from validation import Validator, count_query, range_query
+from validation import DEFAULT_CONVERSATION_LIMIT, Validator, count_query, range_query
 from web.cors import CorsPolicy
 from web.ratelimit import RateLimiter
 from web.routing import MatchKind, Request, Response, Router
@@ -309,6 +309,39 @@ class App:
         result = await self.store.erase(scope)
         return json_response(200, {"deleted": result.deleted, "remaining": result.remaining})
 
+    async def list_conversations(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
+        scope = self._scope(request, params, principal)
+        query = range_query(request.query, DEFAULT_CONVERSATION_LIMIT)
+        page = await self.store.list_conversations(scope.id, query)
+        return json_response(
+            200, {"conversations": page.conversations, "next_cursor": page.next_cursor})
+
+    def _conversation(self, params: Params, principal: Principal) -> tuple[str, str | None]:
+        """The conversation id, and the user who must have a message in it (None: anyone)."""
+        conversation_id = params["conversation_id"]
+        if not is_valid_id(conversation_id):
+            raise NotFound("no conversation has that id")  # no such id can exist
+        if principal.can_access_conversation(conversation_id):
+            return conversation_id, None
+        return conversation_id, principal.user_id
+
+    async def get_conversation(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
+        conversation_id, viewer = self._conversation(params, principal)
+        conversation = await self.store.get_conversation(conversation_id, viewer)
+        return json_response(200, {"conversation": conversation})
+
+    async def patch_conversation(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
+        conversation_id, viewer = self._conversation(params, principal)
+        changes = self.service.validator.conversation_patch(self._json_body(request))
+        conversation = await self.store.patch_conversation(conversation_id, changes, viewer)
+        return json_response(200, {"conversation": conversation})
+
     async def reindex(self, request: Request, params: Params, principal: Principal) -> Response:
         self._require_service(principal)
         kind, scope_id = self.service.validator.reindex_target(self._json_body(request))
@@ -327,6 +360,9 @@ def _routes() -> Router[Handler]:
     r.add("/v1/messages/{id}", get=App.get_message, patch=App.patch_message,
           delete=App.delete_message)
     r.add("/v1/admin/reindex", post=App.reindex)
+    r.add("/v1/users/{scope_id}/conversations", get=App.list_conversations)
+    r.add("/v1/conversations/{conversation_id}", get=App.get_conversation,
+          patch=App.patch_conversation)
     for kind in ("users", "conversations"):
         r.add(f"/v1/{kind}/{{scope_id}}/messages", get=App.list_messages,
               delete=App.erase_messages)
