@@ -157,6 +157,8 @@ class World:
         listed = self.as_service("GET", "/v1/users/bob/messages", "limit=100")
         conversation = self.as_service("GET", f"/v1/conversations/{BOB_ONLY}/messages")
         return {
+            "conversations": self.as_service("GET", "/v1/users/bob/conversations").json,
+            "conversation_fields": self.as_service("GET", f"/v1/conversations/{BOB_ONLY}").json,
             "records": [self.as_service("GET", f"/v1/messages/{m}").json for m in BOB_MESSAGES],
             "listed": listed.json,
             "count": self.as_service("GET", "/v1/users/bob/messages/count").json,
@@ -279,6 +281,14 @@ WALK: list[Any] = [
     pytest.param("POST", "/v1/messages/batch",
                  {"messages": [_create(ALICE), _create(ALICE, id=BOB_PRIVATE)]},
                  409, "conflict", "messages[1]: ", id="batch-alice-with-bobs-id"),
+    # Bob's conversation list, and conversations Alice has no message in and does not claim:
+    # exactly like missing ones.
+    pytest.param("GET", "/v1/users/bob/conversations", None, 403, "forbidden", None,
+                 id="conversations-of-bob"),
+    pytest.param("GET", f"/v1/conversations/{BOB_ONLY}", None, 404, "not_found", None,
+                 id="get-unclaimed-conversation"),
+    pytest.param("PATCH", f"/v1/conversations/{BOB_ONLY}", {"title": "hijacked"}, 404,
+                 "not_found", None, id="rename-unclaimed-conversation"),
     # Reindexing is for the service only.
     pytest.param("POST", "/v1/admin/reindex", {"user_id": BOB}, 403, "forbidden", None,
                  id="reindex-bob"),
@@ -323,6 +333,7 @@ def test_a_refusal_does_not_depend_on_what_bob_has(world: World) -> None:
         ("GET", "/v1/users/bob/messages/count", "/v1/users/nobody/messages/count"),
         ("DELETE", "/v1/users/bob/messages", "/v1/users/nobody/messages"),
         ("GET", f"/v1/conversations/{BOB_ONLY}/messages", "/v1/conversations/c-none/messages"),
+        ("GET", "/v1/users/bob/conversations", "/v1/users/nobody/conversations"),
     ]
     for method, full, empty in pairs:
         a, b = world.as_alice(method, full), world.as_alice(method, empty)
