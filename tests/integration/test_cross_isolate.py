@@ -845,3 +845,39 @@ def test_no_server_errors_on_either_worker(
                 if not (busy[name] and out_of_kv_retries(block))]
         assert not hits, (f"worker {name} ({traffic.logs[name][0]}) logged failures:\n"
                           + "\n---\n".join(hits[:5]))
+
+
+def test_parallel_appends_to_many_conversations_of_one_user_list_each_exactly(
+    pair: dict[str, httpx.Client], duo: Duo, unique_id: str,
+) -> None:
+    """100 appends across 10 conversations of one user, from both workers at once: every
+    conversation is listed once, with its newest message's timestamp and its count."""
+    user = unique_id
+    conversations = [f"{user}-c{n}" for n in range(10)]
+    rng = random.Random(unique_id)
+    payloads = [body(user, f"m{i}", id=f"{user}-{i:03d}", conversation_id=conversations[i % 10],
+                     timestamp=rng.randrange(1_000, 1_100)) for i in range(100)]
+
+    async def burst() -> list[Timed]:
+        async with duo:
+            return list(await asyncio.gather(*(
+                duo.call(WORKERS[i % 2], "POST", "/v1/messages", p, label=f"m{i}")
+                for i, p in enumerate(payloads))))
+
+    results = run(burst())
+    bad = unexpected(results, 201, after_retry=200)
+    assert not bad, "\n".join(bad)
+    expected = {}
+    for c in conversations:
+        mine = [p for p in payloads if p["conversation_id"] == c]
+        newest = max(mine, key=lambda p: (p["timestamp"], "chat:" + p["id"]))
+        expected[c] = (newest["timestamp"], len(mine), newest["id"])
+    order = sorted(conversations, key=lambda c: (expected[c][0], "chat:" + expected[c][2]),
+                   reverse=True)
+    for name, client in pair.items():
+        reply = client.get(f"/v1/users/{user}/conversations", params={"limit": 100})
+        assert reply.status_code == 200, reply.text
+        listed = reply.json()["conversations"]
+        assert [x["id"] for x in listed] == order, name
+        assert {x["id"]: (x["last_message_at"], x["message_count"], x["last_message"]["id"])
+                for x in listed} == expected, name
