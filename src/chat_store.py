@@ -92,7 +92,7 @@ class ChatStore:
         plans = Plans(shared, activity)
         self._creator = Creator(shared, plans, activity)
         self._messages = Messages(shared, plans, activity)
-        self._listing = Listing(shared)
+        self._listing = Listing(shared, activity)
         self._eraser = Eraser(shared, plans, activity)
         self._conversations = Conversations(shared, activity)
 

@@ -354,6 +354,41 @@ async def _assert_listings(h: FaultHarness, expected: Expectation, stage: str) -
             assert await h.acount(path, start=low, end=high) == wanted, (where, low, high)
         if stage == "repaired":
             assert stored_index(h.memory, index_key(kind, scope_id)).entries == live, where
+    if stage != "crashed":
+        await _assert_conversation_lists(h, stored, stage)
+
+
+async def _assert_conversation_lists(h: FaultHarness, stored: Model, stage: str) -> None:
+    """Once every write is acknowledged (or repaired), each user's list shows every
+    conversation the user has a message in, once, in activity order, each item read from the
+    records as they are: no lost conversation, no deleted message's preview."""
+    held: dict[str, list[Message]] = {}
+    for message in stored.values():
+        if "conversation_id" in message:
+            held.setdefault(message["conversation_id"], []).append(message)
+    for user in sorted({m["user_id"] for m in stored.values()} | set(USERS)):
+        reply = await h.arequest("GET", f"/v1/users/{user}/conversations", "limit=100")
+        assert reply.status == 200, reply.body
+        listed = reply.json["conversations"]
+        where = f"{stage} conversations of {user}"
+        ids = [c["id"] for c in listed]
+        assert len(ids) == len(set(ids)), where
+        mine = {c for c, messages in held.items() if any(m["user_id"] == user for m in messages)}
+        assert mine <= set(ids), (where, mine - set(ids))
+        if stage == "acknowledged" and not any(m["user_id"] == user for m in stored.values()):
+            # Here only an erase leaves a user without messages, and once acknowledged it has
+            # emptied their list (an erase that died half-way leaves that to its retry).
+            assert ids == [], where
+        for item in listed:
+            messages = held.get(item["id"], [])
+            assert messages, (where, item["id"], "listed without a message")
+            newest = max(messages, key=position)
+            assert (item["last_message_at"], item["message_count"]) == (
+                newest["timestamp"], len(messages)), (where, item)
+            assert item["last_message"]["id"] == newest["id"], (where, item)
+            assert item["last_message"]["preview"] == newest["content"][:200], (where, item)
+        keys = [(c["last_message_at"], "chat:" + c["last_message"]["id"]) for c in listed]
+        assert keys == sorted(keys, reverse=True), where
 
 
 async def repair(h: FaultHarness) -> None:

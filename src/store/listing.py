@@ -6,6 +6,7 @@ from cursor import CursorScope
 from errors import StorageUnavailable
 from index.zset import Entry
 from kvformat import MESSAGE_PREFIX
+from store.activity import Activity
 from store.model import Message, Page, RangeQuery, ReindexResult, Scope
 from store.shared import Shared
 
@@ -14,8 +15,9 @@ MAX_REINDEX_PAGES = 900
 
 
 class Listing:
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: Shared, activity: Activity) -> None:
         self._shared = shared
+        self._activity = activity
 
     async def list_page(self, scope: Scope, query: RangeQuery) -> Page:
         view = await self._shared.view(scope)
@@ -60,6 +62,7 @@ class Listing:
         started = self._shared.clock_ms()
         field_name = "u" if scope.kind == "user" else "c"
         entries: list[Entry] = []
+        writers: set[str] = set()
         scanned = 0
         cursor: str | None = None
         for _ in range(MAX_REINDEX_PAGES):
@@ -70,6 +73,9 @@ class Listing:
                 score = meta.get("s")
                 if meta.get(field_name) == scope.id and isinstance(score, int):
                     entries.append(Entry(score, key.name))
+                    writer = meta.get("u")
+                    if isinstance(writer, str):
+                        writers.add(writer)
             if page.list_complete or not page.cursor:
                 break
             cursor = page.cursor
@@ -77,4 +83,7 @@ class Listing:
             raise StorageUnavailable(detail="too many messages to reindex in one request")
         if not await self._shared.indexes.rebuild(scope.index, entries, started):
             raise StorageUnavailable(detail="the reindex scan took too long; retry")
+        if scope.kind == "conversation":
+            # The records say who writes in it: lists a crashed write left behind catch up.
+            await self._activity.refresh(scope.id, joined=writers)
         return ReindexResult(scope.index, len(entries), scanned)
