@@ -3,7 +3,7 @@
 SHELL := bash
 PY := .venv/bin/python
 
-.PHONY: dev test lint bench bench-quick clean venv
+.PHONY: dev test lint bench bench-sidebar bench-quick clean venv
 
 dev:  ## run the Worker locally on 127.0.0.1:$${PORT:-8787}
 	bash scripts/dev.sh
@@ -28,6 +28,10 @@ lint: venv
 bench:  ## full benchmark: histories of 10..100k, bursts at 20k (about 40 min)
 	source scripts/_bootstrap.sh && ensure_node && ensure_bench
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-sidebar:  ## sidebar rows: the first page of 20 conversations at 10, 1,000, 10,000 (about 15 min)
+	source scripts/_bootstrap.sh && ensure_node && ensure_bench
+	$(PY) bench/sidebar.py $(BENCH_ARGS)
 
 bench-quick:  ## smoke run of the benchmark: histories of 10 and 1,000, bursts at 5k (about 7 min)
 	source scripts/_bootstrap.sh && ensure_node && ensure_bench
