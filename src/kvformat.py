@@ -12,8 +12,9 @@ rules its passes follow, is in ``docs/design.md``; this module only says what is
 ``user:conversations:{id}``    the user's conversation list, an index like the message indexes:
                                one entry per conversation, its newest message (``chat:{id}``)
                                at that message's timestamp
-``conversation:users:{id}``    the conversation's participants, an index of ``user:{id}``
-                               members (score 0): whose lists its activity goes to
+``conversation:users:{id}``    who writes in the conversation: an index with one entry per
+                               message, ``user:{user id}:chat:{id}`` at score 0 (so grouped by
+                               user): whose lists its activity goes to
 ``conversation:meta:{id}``     a conversation's ``title`` and ``metadata`` (JSON), set by PATCH
 ``{index}``                    an index root (``user:chat:{id}``, ``conversation:chat:{id}``):
                                the newest entries as ``[{"score", "member"}]``, metadata
@@ -309,16 +310,23 @@ def conversation_list_key(user_id: str) -> str:
 
 
 def participants_key(conversation_id: str) -> str:
-    """The index of a conversation's participants (``participant_member`` members)."""
+    """The index of who writes in a conversation (``participation_member`` members)."""
     return f"{PARTICIPANTS_PREFIX}{conversation_id}"
 
 
-def participant_member(user_id: str) -> str:
-    return f"{PARTICIPANT_MEMBER_PREFIX}{user_id}"
+def participation_member(user_id: str, message_member: str) -> str:
+    """A message's entry in its conversation's participants index: ``user:{user}:chat:{id}``."""
+    return f"{participant_prefix(user_id)}{message_member}"
+
+
+def participant_prefix(user_id: str) -> str:
+    """What every participants-index member of ``user_id`` starts with (ids have no ``:``)."""
+    return f"{PARTICIPANT_MEMBER_PREFIX}{user_id}:"
 
 
 def participant_of(member: str) -> str:
-    return member[len(PARTICIPANT_MEMBER_PREFIX):]
+    """The user of a participants-index member."""
+    return member[len(PARTICIPANT_MEMBER_PREFIX):].split(":", 1)[0]
 
 
 def conversation_key(conversation_id: str) -> str:

@@ -254,19 +254,31 @@ def test_erasing_a_user_goes_in_chunks_of_a_few_conversations() -> None:
     assert ids_of(sidebar(h, "u1")) == []
 
 
-def test_an_erase_of_a_user_also_clears_conversations_left_in_their_list() -> None:
-    """Deleting a user's own messages one by one leaves them a participant of a conversation
-    others still write in (README: participants stay until erased); erasing the user ends it."""
+def test_a_user_whose_last_message_in_a_conversation_goes_no_longer_lists_it() -> None:
     h = AppHarness()
     post(h, "a1", "alice", "shared", 1)
+    post(h, "a2", "alice", "shared", 3)
     post(h, "b1", "bob", "shared", 2)
+    assert h.request("DELETE", "/v1/messages/a2").status == 204
+    assert ids_of(sidebar(h, "alice")) == ["shared"]  # a1 is still hers
     assert h.request("DELETE", "/v1/messages/a1").status == 204
+    assert ids_of(sidebar(h, "alice")) == []
+    assert [(c["id"], c["last_message"]["id"]) for c in sidebar(h, "bob").json[
+        "conversations"]] == [("shared", "b1")]
+    post(h, "b2", "bob", "shared", 4)  # others' activity does not bring it back
+    assert ids_of(sidebar(h, "alice")) == []
+    post(h, "a3", "alice", "shared", 5)  # her own does
     assert ids_of(sidebar(h, "alice")) == ["shared"]
-    assert erase(h, "users/alice") == [{"deleted": 0, "remaining": 0}]
-    assert ids_of(sidebar(h, "alice")) == []
-    post(h, "b2", "bob", "shared", 3)
-    assert ids_of(sidebar(h, "alice")) == []
-    assert ids_of(sidebar(h, "bob")) == ["shared"]
+
+
+def test_moving_a_message_keeps_its_writer_in_the_conversation() -> None:
+    h = AppHarness()
+    post(h, "a1", "alice", "shared", 5)
+    post(h, "b1", "bob", "shared", 6)
+    assert h.request("PATCH", "/v1/messages/a1", json_body={"timestamp": 9}).status == 200
+    for user in ("alice", "bob"):
+        [c] = sidebar(h, user).json["conversations"]
+        assert (c["last_message"]["id"], c["last_message_at"]) == ("a1", 9)
 
 
 # -- one conversation ------------------------------------------------------------------------------
@@ -402,7 +414,7 @@ def test_the_list_and_participants_are_indexes_in_the_seed_format() -> None:
         assert json.loads(stored[conversation_list_key(user)]) == [
             {"score": 7, "member": "chat:m2"}]
     assert json.loads(stored[participants_key("c")]) == [
-        {"score": 0, "member": "user:u1"}, {"score": 0, "member": "user:u2"}]
+        {"score": 0, "member": "user:u1:chat:m1"}, {"score": 0, "member": "user:u2:chat:m2"}]
 
 
 # -- concurrent writers, against a model -----------------------------------------------------------
@@ -444,7 +456,6 @@ def rounds(draw: st.DrawFn) -> list[list[tuple[Any, ...]]]:
 class Model:
     def __init__(self) -> None:
         self.messages: dict[str, dict[str, Any]] = {}
-        self.participants: dict[str, set[str]] = {c: set() for c in CONVERSATIONS}
 
     def apply(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
@@ -452,7 +463,6 @@ class Model:
             _, message_id, user, conversation, ts = op
             self.messages[message_id] = {"user": user, "c": conversation, "ts": ts,
                                          "content": f"text of {message_id}"}
-            self.participants[conversation].add(user)
         elif kind == "delete":
             self.messages.pop(op[1], None)
         elif kind == "move" and op[1] in self.messages:
@@ -462,8 +472,6 @@ class Model:
         elif kind == "erase-user":
             for message_id in [m for m, v in self.messages.items() if v["user"] == op[1]]:
                 del self.messages[message_id]
-            for users in self.participants.values():
-                users.discard(op[1])
         elif kind == "erase-conversation":
             for message_id in [m for m, v in self.messages.items() if v["c"] == op[1]]:
                 del self.messages[message_id]
@@ -473,7 +481,7 @@ class Model:
         for conversation in CONVERSATIONS:
             held = sorted(((v["ts"], f"chat:{m}"), m) for m, v in self.messages.items()
                           if v["c"] == conversation)
-            if held and user in self.participants[conversation]:
+            if any(self.messages[m]["user"] == user for _, m in held):
                 (ts, _), newest = held[-1]
                 rows.append(((ts, f"chat:{newest}"), (conversation, ts, len(held), newest,
                                                       self.messages[newest]["content"])))

@@ -676,11 +676,13 @@ def test_an_erase_that_lists_the_recreate_leaves_the_message_alone() -> None:
 
 
 def test_the_checker_puts_stale_patches_that_race_an_erase_down_to_their_limit() -> None:
-    """Seeds 122 and 152, 600 operations: a timestamp PATCH retried from a stale copy of a
+    """Seeds 100 and 102, 600 operations: a timestamp PATCH retried from a stale copy of a
     message an erase took answers 200 without writing (acknowledged, no record); a move from a
     stale copy writes the record back while the erase's retry, finishing its plan, journals the
-    removal after the move (a record no index lists). Documented, nothing else."""
-    for seed in (122, 152):
+    removal after the move (a record no index lists). Documented, nothing else. (Which seeds
+    meet it shifts with the store's sequence of KV operations: conversation lists moved it off
+    seeds 122 and 152.)"""
+    for seed in (100, 102):
         report = random_run(seed, 600)
         assert not report.unexplained, report.render()
         # The stale PATCHes are there (and any other finding is a documented limit too: which

@@ -7,16 +7,19 @@ moves up when a newer message arrives (Redis ``ZADD ... GT``: an older one arriv
 nothing) and back when its newest message is deleted or moved. Whoever changes a conversation's
 messages calls :meth:`Activity.refresh` after its message index writes and before answering:
 
-1. the writer's users join the participants (``conversation:users:{id}``) if not yet there;
-2. it reads the conversation's newest messages and journals, into every participant's list, the
-   newest one's entry and the removal of the others' (and of the entries its own write may have
-   left: a deleted or moved message's);
-3. it reads the newest message again: if another write changed it meanwhile, it goes again.
+1. (with its message-index writes) each message's entry in the conversation's participants
+   index (``conversation:users:{id}``: ``user:{user}:chat:{id}``), written or removed with it;
+2. it reads who has a message in the conversation and its newest messages, and journals, into
+   every such user's list, the newest one's entry and the removal of the others' (and of the
+   entries its own write may have left: a deleted or moved message's); users whose messages it
+   removed and who have none left get only removals;
+3. it reads both again: if another write changed them meanwhile, it goes again.
 
-Two writers each write one index and then read the other's (a joining user's participant entry,
-then the conversation; a message's conversation entry, then the participants; a journal entry,
-then the newest again), so at least one of them sees the other's write: the last list entry
-journaled for a conversation names its newest message once every writer is done. Readers check
+Two writers each write one index and then read the other's (a message's participants entry and
+conversation entry, then the participants and the newest; a list entry, then both again), so at
+least one of them sees the other's write: once every writer is done, the last list entry
+journaled for a conversation names its newest message in the list of everyone who writes in
+it, and no one else's. Readers check
 each entry against the conversation's message index anyway, so an entry a writer has not yet
 corrected is skipped, never shown with a stale preview.
 """
@@ -26,12 +29,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 
+from index.sorted_index import IndexView
 from index.zset import Entry
 from kvformat import (
     Op,
     conversation_list_key,
-    participant_member,
     participant_of,
+    participant_prefix,
     participants_key,
 )
 from store.model import Scope
@@ -45,6 +49,9 @@ NEWEST_CLEARED = 4
 MAX_ROUNDS = 3
 
 Positions = tuple[int, ...]  # where an entry may sit, newest first
+# Sorts after every member of a user in a participants index (``user:{id}:chat:...``; ids and
+# message ids are ASCII), and before the next user's.
+_PAST_EVERY_MEMBER = "\uffff"
 
 
 class Activity:
@@ -56,31 +63,45 @@ class Activity:
         view = await self._shared.view(Scope("conversation", conversation_id))
         return await view.zrange_by_score(rev=True, limit=n)
 
-    async def participants(self, conversation_id: str) -> set[str]:
+    async def _writers_view(self, conversation_id: str) -> IndexView:
         view = await self._shared.indexes.read(participants_key(conversation_id))
         self._shared.indexes.after_read(view)
-        return {participant_of(e.member) for e in await view.zrange_by_score()}
+        return view
+
+    async def participants(self, conversation_id: str) -> set[str]:
+        """The users with a message in the conversation: one step per user over its
+        participants index, whose members are grouped by user."""
+        view = await self._writers_view(conversation_id)
+        users: set[str] = set()
+        after: Entry | None = None
+        while batch := await view.zrange_by_score(0, 0, limit=1, after=after):
+            user = participant_of(batch[0].member)
+            users.add(user)
+            after = Entry(0, participant_prefix(user) + _PAST_EVERY_MEMBER)
+        return users
+
+    async def writes_in(self, conversation_id: str, user_id: str) -> bool:
+        """Whether the user has a message in the conversation."""
+        view = await self._writers_view(conversation_id)
+        prefix = participant_prefix(user_id)
+        first = await view.zrange_by_score(0, 0, limit=1, after=Entry(0, prefix))
+        return bool(first) and first[0].member.startswith(prefix)
 
     async def refresh(
-        self, conversation_id: str, *, joined: Iterable[str] = (), left: Iterable[str] = (),
+        self, conversation_id: str, *, leavers: Iterable[str] = (),
         stale: Mapping[str, Positions] | None = None,
     ) -> None:
-        """Make every participant's list name the conversation's newest message.
+        """Make the list of every user with a message in the conversation name its newest
+        message, and take it off the lists of ``leavers`` (users whose messages this write
+        removed) who have none left.
 
-        ``joined``: users who now have a message in it; ``left``: users who must no longer list
-        it (an erase of the user), whose entries are removed; ``stale``: members whose list
-        entries this write may have made wrong (deleted or moved messages), with the positions
-        those entries may sit at.
+        ``stale``: members whose list entries this write may have made wrong (deleted or moved
+        messages), with the positions those entries may sit at.
         """
-        users = await self.participants(conversation_id)
-        leaving = set(left)
-        changes = [Op.add(participant_member(u), 0, 0) for u in sorted(set(joined) - users)]
-        changes += [Op.rem(participant_member(u), 0) for u in sorted(leaving & users)]
-        if changes:
-            await self._shared.journal({participants_key(conversation_id): changes})
-        users = (users | set(joined)) - leaving
         cleared: dict[str, Positions] = dict(stale or {})
-        top = await self.newest(conversation_id, NEWEST_CLEARED)
+        candidates = set(leavers)
+        users, top = await asyncio.gather(self.participants(conversation_id),
+                                          self.newest(conversation_id, NEWEST_CLEARED))
         for _ in range(MAX_ROUNDS):
             newest = top[0] if top else None
             for entry in top[1:]:
@@ -91,15 +112,18 @@ class Activity:
             if newest is not None:
                 removals.append(self._add(newest, cleared.get(newest.member, ())))
                 gone.append(Op.rem(newest.member, newest.score))
-            ops = {conversation_list_key(u): gone for u in sorted(leaving)}
+            ops = {conversation_list_key(u): gone for u in sorted(candidates - users)}
             ops.update({conversation_list_key(u): removals for u in sorted(users)})
             await self._shared.journal({k: v for k, v in ops.items() if v})
-            check = await self.newest(conversation_id, NEWEST_CLEARED)
-            if (check[0] if check else None) == newest:
+            # Step 3: a write that came meanwhile, or a user who joined or left meanwhile.
+            now_users, check = await asyncio.gather(
+                self.participants(conversation_id), self.newest(conversation_id, NEWEST_CLEARED))
+            if check[:1] == top[:1] and now_users == users:
                 return
             if newest is not None:
                 cleared[newest.member] = (newest.score, *cleared.get(newest.member, ()))
-            top = check
+            candidates |= users - now_users
+            users, top = now_users, check
 
     @staticmethod
     def _add(newest: Entry, earlier: Positions) -> Op:
@@ -108,9 +132,9 @@ class Activity:
                       others[1:])
 
     async def refresh_all(
-        self, changes: Mapping[str, tuple[set[str], set[str], dict[str, Positions]]]
+        self, changes: Mapping[str, tuple[set[str], dict[str, Positions]]]
     ) -> None:
-        """:meth:`refresh` for several conversations at once: ``{conversation: (joined,
-        left, stale)}``."""
+        """:meth:`refresh` for several conversations at once: ``{conversation: (leavers,
+        stale)}``."""
         await asyncio.gather(*(
-            self.refresh(c, joined=j, left=lft, stale=s) for c, (j, lft, s) in changes.items()))
+            self.refresh(c, leavers=lv, stale=s) for c, (lv, s) in changes.items()))

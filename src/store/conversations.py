@@ -4,7 +4,8 @@ and each conversation's title, metadata, counts and newest message.
 The list's order comes from the user's conversation list (``store.activity`` keeps it); what an
 item says comes from the conversation's own message index and records, read at once, so counts
 and previews follow every edit, delete and erase without waiting for anything. An entry that no
-longer names its conversation's newest message (a writer is still correcting it) is skipped.
+longer names its conversation's newest message, or whose user no longer writes in it (a writer
+is still correcting it, or died before it could), is skipped.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Conversations:
                                                limit=query.limit - len(found), after=last)
             if not batch:
                 break
-            items = await asyncio.gather(*(self._item(entry) for entry in batch))
+            items = await asyncio.gather(*(self._item(entry, user_id) for entry in batch))
             found += [item for item in items if item is not None]
             last = batch[-1]
         more = last is not None and bool(
@@ -56,22 +57,26 @@ class Conversations:
         next_cursor = cursors.encode(cursor_scope, last) if more and last else None
         return ConversationPage(found, next_cursor)
 
-    async def _item(self, entry: Entry) -> Conversation | None:
-        """The conversation a list entry names, if the entry is its newest message's."""
+    async def _item(self, entry: Entry, user_id: str) -> Conversation | None:
+        """The conversation a list entry names, if the entry is its newest message's and the
+        user still writes in it."""
         stored = await self._shared.load(message_id_of(entry.member))
         if stored is None or stored.message["timestamp"] != entry.score:
             return None
         conversation_id = stored.message.get("conversation_id")
         if conversation_id is None:
             return None
-        return await self._summary(conversation_id, newest=stored, expected=entry.member)
+        summary, writes = await asyncio.gather(
+            self._summary(conversation_id, newest=stored, expected=entry.member),
+            self._activity.writes_in(conversation_id, user_id))
+        return summary if writes else None
 
     async def get(self, conversation_id: str, viewer: str | None = None) -> Conversation:
         """The conversation; with ``viewer``, one that user has no message in is missing."""
         summary = await self._summary(conversation_id)
         if summary is None or (
             viewer is not None
-            and viewer not in await self._activity.participants(conversation_id)
+            and not await self._activity.writes_in(conversation_id, viewer)
         ):
             raise NotFound(f"conversation {conversation_id!r} does not exist")
         return summary

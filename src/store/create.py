@@ -14,7 +14,16 @@ from ids import new_ulid
 from kvformat import Op, intent_key, message_key
 from storage.kv import get_many_with_metadata
 from store.activity import Activity
-from store.model import Message, MessageDraft, Record, indexes_of, record_from, scope_indexes
+from store.model import (
+    Message,
+    MessageDraft,
+    Record,
+    indexes_of,
+    merge_ops,
+    participation,
+    record_from,
+    scope_indexes,
+)
 from store.plans import Plans
 from store.shared import Shared
 
@@ -86,17 +95,12 @@ def _add_ops(
                      earlier.get(message["id"], ()))
         for index_key in indexes_of(message):
             ops.setdefault(index_key, []).append(add)
+        ops = merge_ops(ops, participation(message, present=True))
     return ops
 
 
-def _conversations(messages: list[Message]) -> dict[str, set[str]]:
-    """The conversations of ``messages``, each with the users who wrote in it."""
-    touched: dict[str, set[str]] = {}
-    for message in messages:
-        conversation_id = message.get("conversation_id")
-        if conversation_id is not None:
-            touched.setdefault(conversation_id, set()).add(message["user_id"])
-    return touched
+def _conversations(messages: list[Message]) -> set[str]:
+    return {m["conversation_id"] for m in messages if m.get("conversation_id") is not None}
 
 
 class Creator:
@@ -125,8 +129,7 @@ class Creator:
             if failure is not None:
                 raise failure
             # Replays too: the first attempt may have died before its conversations' lists.
-            await self._activity.refresh_all({
-                c: (users, set(), {}) for c, users in _conversations(messages).items()})
+            await self._activity.refresh_all({c: (set(), {}) for c in _conversations(messages)})
         except StorageUnavailable:
             # A client that chose the ids sends them again (and so completes the message); a
             # server-made id is never seen again, so its entries are withdrawn, lest they be
@@ -184,10 +187,13 @@ class Creator:
             for index_key in indexes_of(message) if deleted else []:
                 ops.setdefault(index_key, []).append(
                     Op.rem(message_key(message["id"]), message["timestamp"]))
+            if deleted:
+                ops = merge_ops(ops, participation(message, present=False))
         with contextlib.suppress(StorageUnavailable):
             await self._shared.journal(ops)
             withdrawn = [m for m, deleted in zip(messages, gone, strict=True) if deleted]
             await self._activity.refresh_all({
-                c: (set(), set(), {message_key(m["id"]): (m["timestamp"],) for m in withdrawn
-                                   if m.get("conversation_id") == c})
+                c: ({m["user_id"] for m in withdrawn if m.get("conversation_id") == c},
+                    {message_key(m["id"]): (m["timestamp"],) for m in withdrawn
+                     if m.get("conversation_id") == c})
                 for c in _conversations(withdrawn)})

@@ -9,7 +9,7 @@ from index.sorted_index import IndexView
 from index.zset import Entry
 from kvformat import Op, conversation_list_key, intent_key
 from store.activity import Activity
-from store.model import EraseResult, Record, Scope, indexes_of
+from store.model import EraseResult, Record, Scope, indexes_of, merge_ops, participation
 from store.plans import Plans
 from store.shared import Shared
 
@@ -45,14 +45,13 @@ class Eraser:
         more = len(entries) > kept
         entries, found = entries[:kept], found[:kept]
         doomed, ops = self._removals(scope, view, entries, found)
-        leave = scope.id if scope.kind == "user" else None
         if doomed:
             await self._plans.delete_records(intent_key(scope.index), doomed,
-                                             {k: v for k, v in ops.items() if v}, leave=leave)
+                                             {k: v for k, v in ops.items() if v})
         deleted = sum(1 for s in found if s is not None)
         remaining = await view.zcount() - len(entries) if more else 0
-        if leave is not None and not more:
-            remaining += await self._leave_the_rest(leave)
+        if scope.kind == "user" and not more:
+            remaining += await self._leave_the_rest(scope.id)
         return EraseResult(deleted, remaining)
 
     async def _leave_the_rest(self, user_id: str) -> int:
@@ -76,7 +75,7 @@ class Eraser:
         if orphans:
             await self._shared.journal({conversation_list_key(user_id): orphans})
         await self._activity.refresh_all(
-            {c: (set(), {user_id}, stale) for c, stale in leaving.items()})
+            {c: ({user_id}, stale) for c, stale in leaving.items()})
         return len(entries) - len(chunk)
 
     async def _finish_earlier(self, scope: Scope) -> None:
@@ -122,6 +121,7 @@ class Eraser:
                     ops.setdefault(index_key, []).append(
                         Op.rem(entry.member, stored.message["timestamp"], earlier)
                     )
+            ops = merge_ops(ops, participation(stored.message, present=False))
         return doomed, ops
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cursor import CursorScope
 from errors import StorageUnavailable
 from index.zset import Entry
-from kvformat import MESSAGE_PREFIX
+from kvformat import MESSAGE_PREFIX, participants_key, participation_member
 from store.activity import Activity
 from store.model import Message, Page, RangeQuery, ReindexResult, Scope
 from store.shared import Shared
@@ -62,7 +62,7 @@ class Listing:
         started = self._shared.clock_ms()
         field_name = "u" if scope.kind == "user" else "c"
         entries: list[Entry] = []
-        writers: set[str] = set()
+        writers: list[Entry] = []  # a conversation's participants index, from the same records
         scanned = 0
         cursor: str | None = None
         for _ in range(MAX_REINDEX_PAGES):
@@ -75,7 +75,7 @@ class Listing:
                     entries.append(Entry(score, key.name))
                     writer = meta.get("u")
                     if isinstance(writer, str):
-                        writers.add(writer)
+                        writers.append(Entry(0, participation_member(writer, key.name)))
             if page.list_complete or not page.cursor:
                 break
             cursor = page.cursor
@@ -85,5 +85,9 @@ class Listing:
             raise StorageUnavailable(detail="the reindex scan took too long; retry")
         if scope.kind == "conversation":
             # The records say who writes in it: lists a crashed write left behind catch up.
-            await self._activity.refresh(scope.id, joined=writers)
+            listed_before = await self._activity.participants(scope.id)
+            if not await self._shared.indexes.rebuild(participants_key(scope.id), writers,
+                                                      started):
+                raise StorageUnavailable(detail="the reindex scan took too long; retry")
+            await self._activity.refresh(scope.id, leavers=listed_before)
         return ReindexResult(scope.index, len(entries), scanned)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from errors import NotFound
 from kvformat import Op, intent_key, message_key
 from store.activity import Activity
-from store.model import MAX_POSITION_HISTORY, Message, MessagePatch, Record, indexes_of
+from store.model import (
+    MAX_POSITION_HISTORY,
+    Message,
+    MessagePatch,
+    Record,
+    indexes_of,
+    merge_ops,
+    participation,
+)
 from store.plans import Plans
 from store.shared import Shared
 
@@ -79,5 +87,6 @@ class Messages:
         if owner is not None and message["user_id"] != owner:
             raise NotFound(f"message {message_id!r} does not exist")
         gone = Op.rem(member, prev=message["timestamp"], also=stored.earlier)
-        ops = {i: [gone] for i in indexes_of(message)}
+        ops = merge_ops({i: [gone] for i in indexes_of(message)},
+                        participation(message, present=False))
         await self._plans.delete_records(intent, [member], ops, message["user_id"])

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from index.zset import MAX_SCORE, MIN_SCORE
-from kvformat import earlier_positions
+from kvformat import (
+    Op,
+    earlier_positions,
+    message_key,
+    participants_key,
+    participation_member,
+)
 from storage.kv import ValueWithMetadata
 
 # Earlier positions a record remembers: enough for several crashed moves in a row, and read
@@ -104,6 +110,26 @@ def scope_indexes(user_id: str, conversation_id: str | None) -> list[str]:
     if conversation_id is not None:
         indexes.append(Scope("conversation", conversation_id).index)
     return indexes
+
+
+def participation(message: Message, present: bool) -> dict[str, list[Op]]:
+    """The op on the participants index of the message's conversation (none without one): the
+    message's entry there (``user:{user}:chat:{id}``, score 0), or its removal."""
+    conversation_id = message.get("conversation_id")
+    if conversation_id is None:
+        return {}
+    member = participation_member(message["user_id"], message_key(message["id"]))
+    return {participants_key(conversation_id): [
+        Op.add(member, 0, 0) if present else Op.rem(member, 0)]}
+
+
+def merge_ops(*parts: dict[str, list[Op]]) -> dict[str, list[Op]]:
+    """Ops by index, several sets of them in order."""
+    merged: dict[str, list[Op]] = {}
+    for part in parts:
+        for index, ops in part.items():
+            merged.setdefault(index, []).extend(ops)
+    return merged
 
 
 def record_from(found: ValueWithMetadata) -> Record:

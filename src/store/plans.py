@@ -8,7 +8,7 @@ import json
 
 from errors import StorageUnavailable
 from jsonutil import dumps, is_int
-from kvformat import CONVERSATION_INDEX_PREFIX, Op
+from kvformat import CONVERSATION_INDEX_PREFIX, Op, participant_of, participants_key
 from store.activity import NEWEST_CLEARED, Activity, Positions
 from store.shared import Shared
 
@@ -22,8 +22,7 @@ class Plans:
         self._activity = activity
 
     async def delete_records(
-        self, intent: str, members: list[str], ops: dict[str, list[Op]], owner: str = "",
-        leave: str | None = None,
+        self, intent: str, members: list[str], ops: dict[str, list[Op]], owner: str = ""
     ) -> None:
         """Records first, then their index entries, with the plan written ahead.
 
@@ -31,8 +30,7 @@ class Plans:
         them), never a live message that its indexes, and so an erase, cannot find. Once the
         records are gone nothing says which indexes held them, so the intent does: a retry
         (or the next erase of the scope) finishes it. The conversations whose messages go are
-        refreshed last (``store.activity``); ``leave`` names a user (being erased) whose
-        conversation list loses them.
+        refreshed last (``store.activity``).
         """
         plan: dict[str, object] = {
             "at": self._shared.clock_ms(),
@@ -40,14 +38,10 @@ class Plans:
             "members": members,
             "ops": {i: [op.to_json() for op in o] for i, o in ops.items()},
         }
-        if leave is not None:
-            plan["leave"] = leave
         await self._shared.kv.put(intent, dumps(plan))
-        await self._carry_out(intent, members, ops, leave)
+        await self._carry_out(intent, members, ops)
 
-    async def _carry_out(
-        self, intent: str, members: list[str], ops: dict[str, list[Op]], leave: str | None
-    ) -> None:
+    async def _carry_out(self, intent: str, members: list[str], ops: dict[str, list[Op]]) -> None:
         kv = self._shared.kv
         await asyncio.gather(*(kv.delete(m) for m in members))
         await self._shared.journal(ops)
@@ -57,11 +51,7 @@ class Plans:
             # (One read; an erase's hundreds would break the request's KV budget, and an erase
             # leaves alone what it cannot see instead.)
             await self._shared.follow_record(members[0])
-        await self._activity.refresh_all({
-            index[len(CONVERSATION_INDEX_PREFIX):]: (set(), {leave} if leave else set(),
-                                                     _newest_removed(removals))
-            for index, removals in ops.items() if index.startswith(CONVERSATION_INDEX_PREFIX)
-        })
+        await self._activity.refresh_all(_touched(ops))
         await kv.delete(intent)
 
     async def finish(self, intent: str) -> str | None:
@@ -72,9 +62,7 @@ class Plans:
         plan = json.loads(raw)
         ops = {i: [Op.from_json(op) for op in o] for i, o in plan["ops"].items()}
         # The crash may have come before some of the record deletes: redo them all.
-        leave = plan.get("leave")
-        await self._carry_out(intent, [str(m) for m in plan["members"]], ops,
-                              leave if isinstance(leave, str) else None)
+        await self._carry_out(intent, [str(m) for m in plan["members"]], ops)
         return str(plan["owner"])
 
     async def settle_delete(
@@ -94,6 +82,19 @@ class Plans:
             )
         if finish:
             await self.finish(intent)
+
+
+def _touched(ops: dict[str, list[Op]]) -> dict[str, tuple[set[str], dict[str, Positions]]]:
+    """Per conversation whose messages these removals take out: the users whose messages
+    they are (who may have stopped writing in it) and the members a list may name."""
+    touched = {}
+    for index, removals in ops.items():
+        if index.startswith(CONVERSATION_INDEX_PREFIX):
+            conversation_id = index[len(CONVERSATION_INDEX_PREFIX):]
+            writers = {participant_of(op.member)
+                       for op in ops.get(participants_key(conversation_id), ())}
+            touched[conversation_id] = (writers, _newest_removed(removals))
+    return touched
 
 
 def _newest_removed(removals: list[Op]) -> dict[str, Positions]:

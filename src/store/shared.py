@@ -12,7 +12,15 @@ from index.sorted_index import IndexStore, IndexView
 from jsonutil import dumps
 from kvformat import Op, message_key, record_metadata
 from storage.kv import KVStore, get_many_with_metadata
-from store.model import Message, Record, Scope, indexes_of, record_from
+from store.model import (
+    Message,
+    Record,
+    Scope,
+    indexes_of,
+    merge_ops,
+    participation,
+    record_from,
+)
 
 
 @dataclass(frozen=True)
@@ -57,4 +65,5 @@ class Shared:
         score = now.message["timestamp"]
         if score != unless_at:
             here = Op.add(member, score, prev=unless_at, also=now.earlier)
-            await self.journal({i: [here] for i in indexes_of(now.message)})
+            await self.journal(merge_ops({i: [here] for i in indexes_of(now.message)},
+                                         participation(now.message, present=True)))
