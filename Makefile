@@ -23,15 +23,19 @@ lint: venv
 # a quiet read). Nothing stored is tidied by hand, so every run waits for the store's own
 # journal collection after seeding (255 s with the default settle time), and the full run lets
 # each append rate reach steady state (as long again per rate).
-# Table on stdout; bench/out/{results.md,results.json,latency.png}. BENCH_ARGS passes flags,
-# e.g. `make bench BENCH_ARGS=--publish` also copies the figures to docs/bench/.
-bench:  ## full benchmark: histories of 10..100k, bursts at 20k (about 40 min)
+# Then the sidebar rows (bench/sidebar.py): the first page of 20 conversations at 10, 1,000 and
+# 10,000 conversations per user.
+# Tables on stdout; bench/out/{results.md,results.json,latency.png} and bench/out/sidebar/.
+# BENCH_ARGS passes flags to run.py, e.g. `make bench BENCH_ARGS=--publish` also copies the
+# figures to docs/bench/.
+bench:  ## full benchmark: histories of 10..100k, bursts at 20k, sidebar rows (about 55 min)
 	source scripts/_bootstrap.sh && ensure_node && ensure_bench
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/sidebar.py
 
-bench-sidebar:  ## sidebar rows: the first page of 20 conversations at 10, 1,000, 10,000 (about 15 min)
+bench-sidebar:  ## the sidebar rows alone (about 15 min)
 	source scripts/_bootstrap.sh && ensure_node && ensure_bench
-	$(PY) bench/sidebar.py $(BENCH_ARGS)
+	$(PY) bench/sidebar.py
 
 bench-quick:  ## smoke run of the benchmark: histories of 10 and 1,000, bursts at 5k (about 7 min)
 	source scripts/_bootstrap.sh && ensure_node && ensure_bench
