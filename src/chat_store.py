@@ -32,8 +32,10 @@ from store.listing import MAX_REINDEX_PAGES, Listing
 from store.messages import Messages
 from store.model import (
     MAX_POSITION_HISTORY,
+    Context,
     ConversationPage,
     EraseResult,
+    ExportPage,
     Message,
     MessageDraft,
     MessagePatch,
@@ -56,9 +58,11 @@ __all__ = [
     "MAX_REINDEX_PAGES",
     "PREVIEW_CHARS",
     "ChatStore",
+    "Context",
     "Conversation",
     "ConversationPage",
     "EraseResult",
+    "ExportPage",
     "Message",
     "MessageDraft",
     "MessagePatch",
@@ -119,6 +123,16 @@ class ChatStore:
 
     async def list_page(self, scope: Scope, query: RangeQuery) -> Page:
         return await self._listing.list_page(scope, query)
+
+    async def export_page(self, scope: Scope, limit: int, cursor: str | None) -> ExportPage:
+        """Up to ``limit`` messages of ``scope``, oldest first, as their stored JSON text."""
+        return await self._listing.export_page(scope, limit, cursor)
+
+    async def context(
+        self, message: Message, scope: Scope, before: int, after: int
+    ) -> Context:
+        """``before`` and ``after`` messages around ``message`` in ``scope``'s listing order."""
+        return await self._listing.context(scope, message, before, after)
 
     async def count(self, scope: Scope, start: int, end: int) -> int:
         return await self._listing.count(scope, start, end)

@@ -16,7 +16,14 @@ from errors import PayloadTooLarge, ValidationError
 from ids import is_valid_id
 from index.zset import MAX_SCORE, MIN_SCORE
 from jsonutil import dumps, has_lone_surrogate, is_int
-from store.model import DEFAULT_LIMIT, MessageDraft, MessagePatch, Parts, RangeQuery
+from store.model import (
+    DEFAULT_LIMIT,
+    MessageDraft,
+    MessagePatch,
+    Parts,
+    RangeQuery,
+    ScopeKind,
+)
 
 MAX_BATCH = 100
 # Each conversation a batch writes to is refreshed (store.activity): about ten KV operations.
@@ -32,6 +39,11 @@ PATCH_FIELDS = frozenset({"content", "parts", "sender", "metadata", "timestamp"}
 IMMUTABLE_FIELDS = frozenset({"id", "user_id", "conversation_id"})
 SENDER_FIELDS = frozenset({"id", "name", "role"})
 QUERY_FIELDS = frozenset({"limit", "order", "start", "end", "cursor"})
+CONTEXT_QUERY_FIELDS = frozenset({"scope", "before", "after"})
+EXPORT_QUERY_FIELDS = frozenset({"limit", "cursor"})
+MAX_CONTEXT = 100
+DEFAULT_CONTEXT = 10
+MAX_EXPORT = 500
 COUNT_QUERY_FIELDS = frozenset({"start", "end"})
 
 def _size(value: Any) -> int:
@@ -280,3 +292,22 @@ def range_query(
 
 def count_query(query: tuple[tuple[str, str], ...]) -> tuple[int, int]:
     return _bounds(_single_params(query, COUNT_QUERY_FIELDS))
+
+
+def context_query(query: tuple[tuple[str, str], ...]) -> tuple[ScopeKind | None, int, int]:
+    """``scope`` (None: the message's conversation if it has one), ``before``, ``after``."""
+    params = _single_params(query, CONTEXT_QUERY_FIELDS)
+    scope = params.get("scope")
+    if scope is not None and scope not in ("conversation", "user"):
+        raise ValidationError("scope must be conversation or user")
+    before = _int_param(params, "before", DEFAULT_CONTEXT, 0, MAX_CONTEXT)
+    after = _int_param(params, "after", DEFAULT_CONTEXT, 0, MAX_CONTEXT)
+    return ("user" if scope == "user" else "conversation" if scope else None), before, after
+
+
+def export_query(query: tuple[tuple[str, str], ...]) -> tuple[int, str | None]:
+    params = _single_params(query, EXPORT_QUERY_FIELDS)
+    cursor = params.get("cursor")
+    if cursor == "":
+        raise ValidationError("cursor must not be empty")
+    return _int_param(params, "limit", MAX_EXPORT, 1, MAX_EXPORT), cursor

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
+
 from cursor import CursorScope
 from errors import StorageUnavailable
-from index.zset import Entry
-from kvformat import MESSAGE_PREFIX, participants_key, participation_member
+from index.sorted_index import IndexView
+from index.zset import MAX_SCORE, MIN_SCORE, Entry
+from kvformat import MESSAGE_PREFIX, message_key, participants_key, participation_member
+from storage.kv import get_many_with_metadata
 from store.activity import Activity
-from store.model import Message, Page, RangeQuery, ReindexResult, Scope
+from store.model import (
+    Context,
+    ExportPage,
+    Message,
+    Order,
+    Page,
+    RangeQuery,
+    Record,
+    ReindexResult,
+    Scope,
+    record_from,
+)
 from store.shared import Shared
 
 # 900 list calls scan 900,000 message keys and still leave room in the 1,000-op budget.
@@ -24,34 +40,47 @@ class Listing:
         cursors = self._shared.cursors
         cursor_scope = CursorScope(scope.index, query.order, query.start, query.end)
         position = cursors.decode(query.cursor, cursor_scope) if query.cursor else None
-        rev = query.order == "desc"
-        found: list[Message] = []
-        last: Entry | None = position
-        # Skipping index entries whose message is gone may need another round to fill the page.
-        while len(found) < query.limit:
-            want = query.limit - len(found)
-            batch = await view.zrange_by_score(
-                query.start, query.end, rev=rev, limit=want, after=last
-            )
-            if not batch:
-                break
-            fetched = await self._shared.fetch(e.member for e in batch)
-            # Nothing is repaired on a read's word: at the edge a record read may be a stale
-            # or a cached miss, and a correction journaled from it could outlive a delete or a
-            # re-create made elsewhere. An entry whose record is gone is skipped (a retry, an
-            # erase or a reindex removes it); one whose record has moved meanwhile (its move
-            # not yet folded, or two moves racing) is shown only inside the range asked for.
-            found += [
-                stored.message for stored in fetched
-                if stored is not None
-                and query.start <= stored.message["timestamp"] <= query.end
-            ]
-            last = batch[-1]
-        more = last is not None and bool(
-            await view.zrange_by_score(query.start, query.end, rev=rev, limit=1, after=last)
+        run = await _collect(self._shared, view, query.start, query.end,
+                             rev=query.order == "desc", limit=query.limit, after=position)
+        next_cursor = cursors.encode(cursor_scope, run.last) if run.more and run.last else None
+        return Page([stored.message for stored in run.records], next_cursor)
+
+    async def export_page(self, scope: Scope, limit: int, cursor: str | None) -> ExportPage:
+        """Up to ``limit`` messages, oldest first, each as the JSON text stored for it."""
+        view = await self._shared.view(scope)
+        cursors = self._shared.cursors
+        cursor_scope = CursorScope(scope.index, "asc", MIN_SCORE, MAX_SCORE)
+        position = cursors.decode(cursor, cursor_scope) if cursor else None
+        run = await _collect(self._shared, view, MIN_SCORE, MAX_SCORE, rev=False, limit=limit,
+                             after=position, raw=True)
+        next_cursor = cursors.encode(cursor_scope, run.last) if run.more and run.last else None
+        return ExportPage(run.texts, next_cursor)
+
+    async def context(self, scope: Scope, message: Message, before: int, after: int) -> Context:
+        """The messages listed before and after ``message`` in ``scope`` (both oldest first),
+        with cursors that continue the scope's listing past them in each direction."""
+        view = await self._shared.view(scope)
+        cursors = self._shared.cursors
+        here = Entry(message["timestamp"], message_key(message["id"]))
+        older, newer = await asyncio.gather(
+            _collect(self._shared, view, MIN_SCORE, MAX_SCORE, rev=True, limit=before,
+                     after=here),
+            _collect(self._shared, view, MIN_SCORE, MAX_SCORE, rev=False, limit=after,
+                     after=here))
+
+        def cursor(run: _Run, order: Order) -> str | None:
+            if not run.more:
+                return None
+            scope_of_listing = CursorScope(scope.index, order, MIN_SCORE, MAX_SCORE)
+            return cursors.encode(scope_of_listing, run.last or here)
+
+        return Context(
+            before=[stored.message for stored in reversed(older.records)],
+            message=message,
+            after=[stored.message for stored in newer.records],
+            before_cursor=cursor(older, "desc"),
+            after_cursor=cursor(newer, "asc"),
         )
-        next_cursor = cursors.encode(cursor_scope, last) if more and last else None
-        return Page(found, next_cursor)
 
     async def count(self, scope: Scope, start: int, end: int) -> int:
         return await (await self._shared.view(scope)).zcount(start, end)
@@ -91,3 +120,46 @@ class Listing:
                 raise StorageUnavailable(detail="the reindex scan took too long; retry")
             await self._activity.refresh(scope.id, leavers=listed_before)
         return ReindexResult(scope.index, len(entries), scanned)
+
+
+@dataclass
+class _Run:
+    """Messages read along an index in one direction: the records (or their stored text), the
+    last entry examined and whether the index goes on past it."""
+
+    records: list[Record] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    last: Entry | None = None
+    more: bool = False
+
+
+async def _collect(
+    shared: Shared, view: IndexView, start: int, end: int, *, rev: bool, limit: int,
+    after: Entry | None, raw: bool = False,
+) -> _Run:
+    """Up to ``limit`` messages along ``view`` past ``after``, skipping entries whose message is
+    gone (which may take another round to fill the page)."""
+    run = _Run(last=after)
+    while len(run.texts if raw else run.records) < limit:
+        want = limit - len(run.texts if raw else run.records)
+        batch = await view.zrange_by_score(start, end, rev=rev, limit=want, after=run.last)
+        if not batch:
+            break
+        found = await get_many_with_metadata(shared.kv, [e.member for e in batch])
+        # Nothing is repaired on a read's word: at the edge a record read may be a stale or a
+        # cached miss, and a correction journaled from it could outlive a delete or a
+        # re-create made elsewhere. An entry whose record is gone is skipped (a retry, an erase
+        # or a reindex removes it); one whose record has moved meanwhile (its move not yet
+        # folded, or two moves racing) is shown only inside the range asked for.
+        for value in found:
+            if value is None:
+                continue
+            stored = record_from(value)
+            if start <= stored.message["timestamp"] <= end:
+                run.records.append(stored)
+                if raw:
+                    run.texts.append(value.value)
+        run.last = batch[-1]
+    run.more = run.last is not None and bool(
+        await view.zrange_by_score(start, end, rev=rev, limit=1, after=run.last))
+    return run

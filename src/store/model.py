@@ -73,6 +73,21 @@ class Page:
 
 
 @dataclass(frozen=True)
+class ExportPage:
+    lines: list[str]  # each message's stored JSON, oldest first
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Context:
+    before: list[Message]
+    message: Message
+    after: list[Message]
+    before_cursor: str | None
+    after_cursor: str | None
+
+
+@dataclass(frozen=True)
 class ConversationPage:
     conversations: list[dict[str, Any]]
     next_cursor: str | None

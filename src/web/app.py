@@ -42,7 +42,14 @@ from index.pacer import CompactionPacer
 from index.sorted_index import Defer, IndexObjects, Layout
 from jsonutil import dumps, loads_strict
 from storage.kv import KVStore
-from validation import DEFAULT_CONVERSATION_LIMIT, Validator, count_query, range_query
+from validation import (
+    DEFAULT_CONVERSATION_LIMIT,
+    Validator,
+    context_query,
+    count_query,
+    export_query,
+    range_query,
+)
 from web.cors import CorsPolicy
 from web.ratelimit import RateLimiter
 from web.routing import MatchKind, Request, Response, Router
@@ -50,6 +57,7 @@ from web.routing import MatchKind, Request, Response, Router
 log = logging.getLogger("chat_store")
 
 JSON = "application/json; charset=utf-8"
+NDJSON = "application/x-ndjson; charset=utf-8"
 PROBLEM_JSON = "application/problem+json; charset=utf-8"
 Params = dict[str, str]
 Handler = Callable[["App", Request, Params, Principal], Awaitable[Response]]
@@ -292,6 +300,42 @@ class App:
         page = await self.store.list_page(scope, range_query(request.query))
         return json_response(200, {"messages": page.messages, "next_cursor": page.next_cursor})
 
+    async def message_context(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
+        kind, before, after = context_query(request.query)
+        message = await self.store.get(self._message_id(params), owner=self._owner(principal))
+        conversation_id = message.get("conversation_id")
+        if kind is None:
+            kind = "conversation" if conversation_id is not None else "user"
+        if kind == "user":
+            scope = Scope("user", message["user_id"])
+        elif conversation_id is None:
+            raise ValidationError("this message has no conversation: ask for scope=user")
+        elif not principal.can_access_conversation(conversation_id):
+            raise Forbidden(FORBIDDEN)  # as listing that conversation would be
+        else:
+            scope = Scope("conversation", conversation_id)
+        found = await self.store.context(message, scope, before, after)
+        return json_response(200, {
+            "before": found.before, "message": found.message, "after": found.after,
+            "before_cursor": found.before_cursor, "after_cursor": found.after_cursor,
+        })
+
+    async def export_messages(
+        self, request: Request, params: Params, principal: Principal
+    ) -> Response:
+        scope = self._scope(request, params, principal)
+        limit, cursor = export_query(request.query)
+        page = await self.store.export_page(scope, limit, cursor)
+        body = "".join(line + "\n" for line in page.lines).encode("utf-8", "backslashreplace")
+        headers: list[tuple[str, str]] = [("content-type", NDJSON)]
+        if page.next_cursor is not None:
+            headers.append(("link", f'<{request.path}?limit={limit}&cursor={page.next_cursor}>; '
+                                    'rel="next"'))
+            headers.append(("chat-store-next-cursor", page.next_cursor))
+        return Response(200, body, tuple(headers))
+
     async def count_messages(
         self, request: Request, params: Params, principal: Principal
     ) -> Response:
@@ -359,6 +403,7 @@ def _routes() -> Router[Handler]:
     r.add("/v1/messages/batch", post=App.create_batch)
     r.add("/v1/messages/{id}", get=App.get_message, patch=App.patch_message,
           delete=App.delete_message)
+    r.add("/v1/messages/{id}/context", get=App.message_context)
     r.add("/v1/admin/reindex", post=App.reindex)
     r.add("/v1/users/{scope_id}/conversations", get=App.list_conversations)
     r.add("/v1/conversations/{conversation_id}", get=App.get_conversation,
@@ -367,4 +412,5 @@ def _routes() -> Router[Handler]:
         r.add(f"/v1/{kind}/{{scope_id}}/messages", get=App.list_messages,
               delete=App.erase_messages)
         r.add(f"/v1/{kind}/{{scope_id}}/messages/count", get=App.count_messages)
+        r.add(f"/v1/{kind}/{{scope_id}}/export", get=App.export_messages)
     return r
