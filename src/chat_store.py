@@ -99,6 +99,7 @@ class ChatStore:
         self._listing = Listing(shared, activity)
         self._eraser = Eraser(shared, plans, activity)
         self._conversations = Conversations(shared, activity)
+        self._activity = activity
 
     async def create(self, draft: MessageDraft) -> tuple[Message, bool]:
         """Store a message; returns it and whether it was new (False: an identical replay)."""
@@ -145,6 +146,18 @@ class ChatStore:
     async def erase(self, scope: Scope) -> EraseResult:
         """Delete every message of a user or conversation, from every index they are in."""
         return await self._eraser.erase(scope)
+
+    async def truncate(
+        self, conversation_id: str, after: Message, allowed: Callable[[Message], bool] | None = None
+    ) -> EraseResult:
+        """Delete the conversation's messages listed after ``after``, a chunk per request;
+        with ``allowed``, only if every one of them passes it (else 403, nothing deleted)."""
+        return await self._eraser.truncate(Scope("conversation", conversation_id), after,
+                                           allowed)
+
+    async def writes_in(self, conversation_id: str, user_id: str) -> bool:
+        """Whether the user has a message in the conversation."""
+        return await self._activity.writes_in(conversation_id, user_id)
 
     async def list_conversations(self, user_id: str, query: RangeQuery) -> ConversationPage:
         """The user's conversations by activity (their newest message's timestamp)."""

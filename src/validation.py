@@ -311,3 +311,12 @@ def export_query(query: tuple[tuple[str, str], ...]) -> tuple[int, str | None]:
     if cursor == "":
         raise ValidationError("cursor must not be empty")
     return _int_param(params, "limit", MAX_EXPORT, 1, MAX_EXPORT), cursor
+
+
+def erase_query(query: tuple[tuple[str, str], ...], conversation: bool) -> str | None:
+    """A conversation erase may name ``after``: the message after which to truncate."""
+    params = _single_params(query, frozenset({"after"}) if conversation else frozenset())
+    after = params.get("after")
+    if after == "":
+        raise ValidationError("after must name a message id")
+    return after

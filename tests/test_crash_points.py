@@ -129,12 +129,13 @@ class Operation:
     drafts: tuple[dict[str, Any], ...] = ()  # create: the bodies sent
     target: str = ""  # patch, delete: the message id
     changes: dict[str, Any] = field(default_factory=dict)  # patch
-    scope: tuple[str, str] = ("", "")  # erase
+    scope: tuple[str, str] = ("", "")  # erase, truncate
     retryable: bool = True  # the same request may be sent again safely
+    query: str = ""
 
     async def send(self, h: FaultHarness) -> Reply:
         kwargs: dict[str, Any] = {} if self.body is None else {"json_body": self.body}
-        return await h.arequest(self.method, self.path, **kwargs)
+        return await h.arequest(self.method, self.path, self.query, **kwargs)
 
 
 def _create(name: str, *drafts: dict[str, Any], retryable: bool = True) -> Operation:
@@ -172,6 +173,8 @@ OPERATIONS = [
     Operation("delete", "delete", "DELETE", "/v1/messages/m06", ok=(204,), target="m06"),
     _erase("erase-user", "user", "u2"),
     _erase("erase-conversation", "conversation", "c1"),
+    Operation("truncate", "truncate", "DELETE", "/v1/conversations/c1/messages", ok=(200,),
+              target="m03", scope=("conversation", "c1"), query="after=m03"),
 ]
 BY_NAME = {op.name: op for op in OPERATIONS}
 
@@ -185,6 +188,9 @@ def affected_ids(op: Operation, model: Model) -> set[str]:
         return {op.target}
     if op.kind == "erase":
         return {i for i, m in model.items() if in_scope(m, *op.scope)}
+    if op.kind == "truncate":
+        after = position(model[op.target])
+        return {i for i, m in model.items() if in_scope(m, *op.scope) and position(m) > after}
     return set()
 
 
@@ -261,7 +267,7 @@ def assert_write_happened(op: Operation, model: Model, reply: Reply, h: FaultHar
                 assert ["a", message["timestamp"], position(message)[1], old] in ops
     else:
         gone = affected_ids(op, model)
-        if op.kind == "erase":
+        if op.kind in ("erase", "truncate"):
             assert reply.json == {"deleted": len(gone), "remaining": 0}
         for message_id in gone:
             assert message_id not in stored, f"{message_id} was acknowledged as deleted"
@@ -493,7 +499,7 @@ def test_crash_then_client_retry(name: str, k: int) -> None:
         if reply.status == 503:
             reply = await op.send(h)
             assert reply.status in (*op.ok, 200), (reply.status, reply.body)
-            if op.kind == "erase":
+            if op.kind in ("erase", "truncate"):
                 assert reply.json["remaining"] == 0
         expected = acknowledged(op, model, reply)
         await assert_listings(h, expected, stage="acknowledged")  # the retry was enough

@@ -3,13 +3,22 @@ bounded number per request, leaving alone what may be a create still in flight."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from errors import Forbidden
 from index.sorted_index import IndexView
-from index.zset import Entry
-from kvformat import Op, conversation_list_key, intent_key
+from index.zset import MAX_SCORE, Entry
+from kvformat import Op, conversation_list_key, intent_key, message_key
 from store.activity import Activity
-from store.model import EraseResult, Record, Scope, indexes_of, merge_ops, participation
+from store.model import (
+    EraseResult,
+    Message,
+    Record,
+    Scope,
+    indexes_of,
+    merge_ops,
+    participation,
+)
 from store.plans import Plans
 from store.shared import Shared
 
@@ -52,6 +61,44 @@ class Eraser:
         remaining = await view.zcount() - len(entries) if more else 0
         if scope.kind == "user" and not more:
             remaining += await self._leave_the_rest(scope.id)
+        return EraseResult(deleted, remaining)
+
+    async def truncate(
+        self, scope: Scope, after: Message, allowed: Callable[[Message], bool] | None = None
+    ) -> EraseResult:
+        """Delete every message listed after ``after`` in the conversation (exclusive), a chunk
+        per request, crash-safe like an erase (same plan, finished by a retry).
+
+        ``allowed`` (a user's credential): every message to go must pass it, and the whole
+        range is checked before anything is deleted, so it must fit in one chunk.
+        """
+        await self._finish_earlier(scope)
+        indexes = self._shared.indexes
+        view = await indexes.read(scope.index, trust=False, cap=False)
+        indexes.after_read(view)
+        here = Entry(after["timestamp"], message_key(after["id"]))
+        entries = await view.zrange_by_score(limit=MAX_ERASE_PER_REQUEST + 1, after=here)
+        found = await self._shared.fetch(e.member for e in entries)
+        more = len(entries) > MAX_ERASE_PER_REQUEST
+        if allowed is not None:
+            if more:
+                raise Forbidden(f"a user token may truncate at most {MAX_ERASE_PER_REQUEST} "
+                                "messages at once; ask the service to truncate more")
+            refused = next((s.message["id"] for s in found
+                            if s is not None and not allowed(s.message)), None)
+            if refused is not None:
+                raise Forbidden(f"message {refused!r} is another user's: nothing was deleted")
+        entries, found = entries[:MAX_ERASE_PER_REQUEST], found[:MAX_ERASE_PER_REQUEST]
+        doomed, ops = self._removals(scope, view, entries, found)
+        if doomed:
+            await self._plans.delete_records(intent_key(scope.index), doomed,
+                                             {k: v for k, v in ops.items() if v})
+        deleted = sum(1 for s in found if s is not None)
+        remaining = 0
+        if more:
+            ties = await view.zrange_by_score(here.score, here.score, after=here)
+            remaining = (await view.zcount(here.score + 1, MAX_SCORE) + len(ties)
+                         - len(entries))
         return EraseResult(deleted, remaining)
 
     async def _leave_the_rest(self, user_id: str) -> int:

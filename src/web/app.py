@@ -18,7 +18,7 @@ from typing import Any
 from auth.access import AccessVerifier
 from auth.hs256 import JWTSettings
 from auth.principal import Authenticator, Principal
-from chat_store import ChatStore, MessageDraft, Scope
+from chat_store import ChatStore, Message, MessageDraft, Scope
 from config import Config
 from errors import (
     AuthNotConfigured,
@@ -47,6 +47,7 @@ from validation import (
     Validator,
     context_query,
     count_query,
+    erase_query,
     export_query,
     range_query,
 )
@@ -62,6 +63,8 @@ PROBLEM_JSON = "application/problem+json; charset=utf-8"
 Params = dict[str, str]
 Handler = Callable[["App", Request, Params, Principal], Awaitable[Response]]
 FORBIDDEN = "this credential may not access that resource"
+# Senders whose messages a user may truncate from a conversation besides its own.
+UNOWNED_ROLES = frozenset({"assistant", "system", "tool"})
 
 
 def _encode(data: Any) -> bytes:
@@ -346,11 +349,40 @@ class App:
     async def erase_messages(
         self, request: Request, params: Params, principal: Principal
     ) -> Response:
+        after = erase_query(request.query, request.path.startswith("/v1/conversations/"))
+        if after is not None:
+            return await self._truncate(params, principal, after)
         scope = self._scope(request, params, principal)
         if scope.kind == "conversation":
             # A conversation holds other users' messages: only the service may erase it.
             self._require_service(principal)
         result = await self.store.erase(scope)
+        return json_response(200, {"deleted": result.deleted, "remaining": result.remaining})
+
+    async def _truncate(self, params: Params, principal: Principal, after_id: str) -> Response:
+        """Delete the conversation's messages listed after ``after_id`` (edit and regenerate
+        flows). A user token needs to be able to read the conversation, and may delete only
+        its own messages and those of assistants, systems and tools."""
+        conversation_id = params["scope_id"]
+        if not is_valid_id(conversation_id):
+            raise ValidationError("ids are 1-128 characters of [A-Za-z0-9._~-], not . or ..")
+        allowed = None
+        if not principal.is_service:
+            user = principal.user_id
+            if not principal.can_access_conversation(conversation_id) and not (
+                    user is not None and await self.store.writes_in(conversation_id, user)):
+                raise Forbidden(FORBIDDEN)
+
+            def allowed(message: Message) -> bool:
+                role = message.get("sender", {}).get("role")
+                return message["user_id"] == user or role in UNOWNED_ROLES
+
+        if not is_valid_id(after_id):
+            raise NotFound(f"message {after_id!r} does not exist")
+        message = await self.store.get(after_id)
+        if message.get("conversation_id") != conversation_id:
+            raise NotFound(f"message {after_id!r} is not in conversation {conversation_id!r}")
+        result = await self.store.truncate(conversation_id, message, allowed)
         return json_response(200, {"deleted": result.deleted, "remaining": result.remaining})
 
     async def list_conversations(

@@ -59,3 +59,23 @@ def test_context_through_the_worker(client: httpx.Client, unique_id: str) -> Non
     newer = client.get(f"/v1/conversations/{conversation}/messages",
                        params={"order": "asc", "cursor": found["after_cursor"]})
     assert [m["id"] for m in newer.json()["messages"]] == [f"{unique_id}-5"]
+
+
+def test_truncate_through_the_worker(client: httpx.Client, unique_id: str) -> None:
+    conversation = f"{unique_id}-c"
+    for n in range(5):
+        reply = client.post("/v1/messages", json=body(
+            unique_id, f"m{n}", id=f"{unique_id}-{n}", conversation_id=conversation,
+            timestamp=100 + n))
+        assert reply.status_code == 201, reply.text
+    reply = client.delete(f"/v1/conversations/{conversation}/messages",
+                          params={"after": f"{unique_id}-1"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"deleted": 3, "remaining": 0}
+    listed = client.get(f"/v1/conversations/{conversation}/messages", params={"order": "asc"})
+    assert [m["id"] for m in listed.json()["messages"]] == [f"{unique_id}-0", f"{unique_id}-1"]
+    assert client.get(f"/v1/users/{unique_id}/messages/count").json() == {"count": 2}
+    missing = client.delete(f"/v1/conversations/{conversation}/messages",
+                            params={"after": f"{unique_id}-4"})
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
