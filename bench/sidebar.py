@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,9 +36,10 @@ for _path in (REPO_ROOT / "tests", BENCH_DIR):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from load import own_worker  # noqa: E402
 from stats import percentile  # noqa: E402
 
-from support.worker_harness import LocalWorker, snapshot_app  # noqa: E402
+from support.worker_harness import LocalWorker  # noqa: E402
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -159,29 +158,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=BENCH_DIR / "out" / "sidebar")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    work = Path(tempfile.mkdtemp(prefix="chat-store-sidebar-"))
-    try:
-        provenance = snapshot_app(work / "app")
-        worker = LocalWorker(persist_dir=work / "state", config=work / "app" / "wrangler.toml",
-                             vars={"API_TOKEN": TOKEN, "AUTH_DISABLED": "false"},
-                             log_dir=work / "logs")
-        with worker, httpx.Client(base_url=worker.base_url, headers=AUTH, timeout=120) as c:
-            for size in sizes:
-                log(f"seeding {size:,} conversations")
-                log(f"  {seed(c, size, args.concurrency):.0f} s")
-            settled = settle(worker, c, [user_of(s) for s in sizes], args.settle_timeout)
-            rows: dict[int, list[float]] = {}
-            for size in sizes:
-                rows[size] = measure(c, size, args.warmup, args.samples)
-                log(f"  {size:>6} conversations: median {statistics.median(rows[size]):.1f} ms")
-        markdown = report(rows, settled)
-        print(markdown)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.md").write_text(markdown + "\n")
-        (args.out / "results.json").write_text(json.dumps(
-            {"provenance": provenance, "samples_ms": rows, "journal_left": settled}, indent=1))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with own_worker(TOKEN, keep_state=False) as (worker, provenance), \
+            httpx.Client(base_url=worker.base_url, headers=AUTH, timeout=120) as c:
+        for size in sizes:
+            log(f"seeding {size:,} conversations")
+            log(f"  {seed(c, size, args.concurrency):.0f} s")
+        settled = settle(worker, c, [user_of(s) for s in sizes], args.settle_timeout)
+        rows: dict[int, list[float]] = {}
+        for size in sizes:
+            rows[size] = measure(c, size, args.warmup, args.samples)
+            log(f"  {size:>6} conversations: median {statistics.median(rows[size]):.1f} ms")
+    markdown = report(rows, settled)
+    print(markdown)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(markdown + "\n")
+    (args.out / "results.json").write_text(json.dumps(
+        {"provenance": provenance, "samples_ms": rows, "journal_left": settled}, indent=1))
     return 0
 
 

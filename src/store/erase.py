@@ -42,23 +42,13 @@ class Eraser:
 
     async def erase(self, scope: Scope) -> EraseResult:
         """Delete every message of a user or conversation, from every index they are in."""
-        await self._finish_earlier(scope)
-        # Listed down to the confirmed horizon: every entry journaled within the settle time is
-        # known to be recent, so a create still in flight is recognised below.
-        indexes = self._shared.indexes
-        view = await indexes.read(scope.index, trust=False, cap=False)
-        indexes.after_read(view)
+        view = await self._fresh_view(scope)
         entries = await view.zrange_by_score(limit=MAX_ERASE_PER_REQUEST + 1)
         found = await self._shared.fetch(e.member for e in entries)
         kept = _within_conversation_budget(found[:MAX_ERASE_PER_REQUEST])
         more = len(entries) > kept
-        entries, found = entries[:kept], found[:kept]
-        doomed, ops = self._removals(scope, view, entries, found)
-        if doomed:
-            await self._plans.delete_records(intent_key(scope.index), doomed,
-                                             {k: v for k, v in ops.items() if v})
-        deleted = sum(1 for s in found if s is not None)
-        remaining = await view.zcount() - len(entries) if more else 0
+        deleted = await self._delete_chunk(scope, view, entries[:kept], found[:kept])
+        remaining = await view.zcount() - kept if more else 0
         if scope.kind == "user" and not more:
             remaining += await self._leave_the_rest(scope.id)
         return EraseResult(deleted, remaining)
@@ -72,10 +62,7 @@ class Eraser:
         ``allowed`` (a user's credential): every message to go must pass it, and the whole
         range is checked before anything is deleted, so it must fit in one chunk.
         """
-        await self._finish_earlier(scope)
-        indexes = self._shared.indexes
-        view = await indexes.read(scope.index, trust=False, cap=False)
-        indexes.after_read(view)
+        view = await self._fresh_view(scope)
         here = Entry(after["timestamp"], message_key(after["id"]))
         entries = await view.zrange_by_score(limit=MAX_ERASE_PER_REQUEST + 1, after=here)
         found = await self._shared.fetch(e.member for e in entries)
@@ -88,18 +75,34 @@ class Eraser:
                             if s is not None and not allowed(s.message)), None)
             if refused is not None:
                 raise Forbidden(f"message {refused!r} is another user's: nothing was deleted")
-        entries, found = entries[:MAX_ERASE_PER_REQUEST], found[:MAX_ERASE_PER_REQUEST]
+        chunk = MAX_ERASE_PER_REQUEST
+        deleted = await self._delete_chunk(scope, view, entries[:chunk], found[:chunk])
+        remaining = 0
+        if more:
+            ties = await view.zrange_by_score(here.score, here.score, after=here)
+            remaining = await view.zcount(here.score + 1, MAX_SCORE) + len(ties) - chunk
+        return EraseResult(deleted, remaining)
+
+    async def _fresh_view(self, scope: Scope) -> IndexView:
+        """The scope's index for an erase, after finishing the scope's earlier erase. Listed
+        down to the confirmed horizon: every entry journaled within the settle time is known
+        to be recent, so a create still in flight is recognised (``_removals``)."""
+        await self._finish_earlier(scope)
+        indexes = self._shared.indexes
+        view = await indexes.read(scope.index, trust=False, cap=False)
+        indexes.after_read(view)
+        return view
+
+    async def _delete_chunk(
+        self, scope: Scope, view: IndexView, entries: Sequence[Entry],
+        found: Sequence[Record | None],
+    ) -> int:
+        """Delete these messages under the scope's plan; returns how many records went."""
         doomed, ops = self._removals(scope, view, entries, found)
         if doomed:
             await self._plans.delete_records(intent_key(scope.index), doomed,
                                              {k: v for k, v in ops.items() if v})
-        deleted = sum(1 for s in found if s is not None)
-        remaining = 0
-        if more:
-            ties = await view.zrange_by_score(here.score, here.score, after=here)
-            remaining = (await view.zcount(here.score + 1, MAX_SCORE) + len(ties)
-                         - len(entries))
-        return EraseResult(deleted, remaining)
+        return sum(1 for s in found if s is not None)
 
     async def _leave_the_rest(self, user_id: str) -> int:
         """Once a user's messages are gone, take the conversations still in the user's list
