@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from index.sorted_index import IndexView
 from index.zset import Entry
@@ -98,43 +99,71 @@ class Activity:
         ``stale``: members whose list entries this write may have made wrong (deleted or moved
         messages), with the positions those entries may sit at.
         """
-        cleared: dict[str, Positions] = dict(stale or {})
-        candidates = set(leavers)
-        users, top = await asyncio.gather(self.participants(conversation_id),
-                                          self.newest(conversation_id, NEWEST_CLEARED))
-        for _ in range(MAX_ROUNDS):
-            newest = top[0] if top else None
-            for entry in top[1:]:
-                cleared.setdefault(entry.member, (entry.score,))
-            removals = [Op.rem(m, p[0], p[1:]) for m, p in cleared.items()
-                        if newest is None or m != newest.member]
-            gone = list(removals)
-            if newest is not None:
-                removals.append(self._add(newest, cleared.get(newest.member, ())))
-                gone.append(Op.rem(newest.member, newest.score))
-            ops = {conversation_list_key(u): gone for u in sorted(candidates - users)}
-            ops.update({conversation_list_key(u): removals for u in sorted(users)})
-            await self._shared.journal({k: v for k, v in ops.items() if v})
-            # Step 3: a write that came meanwhile, or a user who joined or left meanwhile.
-            now_users, check = await asyncio.gather(
-                self.participants(conversation_id), self.newest(conversation_id, NEWEST_CLEARED))
-            if check[:1] == top[:1] and now_users == users:
-                return
-            if newest is not None:
-                cleared[newest.member] = (newest.score, *cleared.get(newest.member, ()))
-            candidates |= users - now_users
-            users, top = now_users, check
-
-    @staticmethod
-    def _add(newest: Entry, earlier: Positions) -> Op:
-        others = tuple(p for p in earlier if p != newest.score)
-        return Op.add(newest.member, newest.score, others[0] if others else newest.score,
-                      others[1:])
+        await self.refresh_all({conversation_id: (set(leavers), dict(stale or {}))})
 
     async def refresh_all(
         self, changes: Mapping[str, tuple[set[str], dict[str, Positions]]]
     ) -> None:
-        """:meth:`refresh` for several conversations at once: ``{conversation: (leavers,
-        stale)}``."""
-        await asyncio.gather(*(
-            self.refresh(c, leavers=lv, stale=s) for c, (lv, s) in changes.items()))
+        """:meth:`refresh` for several conversations at once (``{conversation: (leavers,
+        stale)}``): each round journals one entry per list, whatever the conversations."""
+        pending = {c: _Refresh(set(lv), dict(s)) for c, (lv, s) in changes.items()}
+        await asyncio.gather(*(self._read(c, r) for c, r in pending.items()))
+        for _ in range(MAX_ROUNDS):
+            ops: dict[str, list[Op]] = {}
+            for r in pending.values():
+                for list_key, list_ops in r.ops().items():
+                    ops.setdefault(list_key, []).extend(list_ops)
+            await self._shared.journal({k: v for k, v in ops.items() if v})
+            # Step 3: a write that came meanwhile, or a user who joined or left meanwhile.
+            changed = await asyncio.gather(*(self._reread(c, r) for c, r in pending.items()))
+            pending = {c: r for (c, r), again in zip(pending.items(), changed, strict=True)
+                       if again}
+            if not pending:
+                return
+
+    async def _read(self, conversation_id: str, r: _Refresh) -> None:
+        r.users, r.top = await asyncio.gather(
+            self.participants(conversation_id), self.newest(conversation_id, NEWEST_CLEARED))
+
+    async def _reread(self, conversation_id: str, r: _Refresh) -> bool:
+        """Read again; whether another round is needed."""
+        users, top = r.users, r.top
+        await self._read(conversation_id, r)
+        if r.top[:1] == top[:1] and r.users == users:
+            return False
+        if top:
+            r.cleared[top[0].member] = (top[0].score, *r.cleared.get(top[0].member, ()))
+        r.candidates |= users - r.users
+        return True
+
+
+@dataclass
+class _Refresh:
+    """One conversation's refresh: what was read, what its list entries must lose."""
+
+    candidates: set[str]  # users who may have stopped writing in it
+    cleared: dict[str, Positions]  # members whose list entries go, with their positions
+    users: set[str] = field(default_factory=set)
+    top: list[Entry] = field(default_factory=list)
+
+    def ops(self) -> dict[str, list[Op]]:
+        """The ops for every list concerned: the newest message's entry for each participant,
+        only removals for those who left."""
+        newest = self.top[0] if self.top else None
+        for entry in self.top[1:]:
+            self.cleared.setdefault(entry.member, (entry.score,))
+        removals = [Op.rem(m, p[0], p[1:]) for m, p in self.cleared.items()
+                    if newest is None or m != newest.member]
+        gone = list(removals)
+        if newest is not None:
+            removals.append(_add(newest, self.cleared.get(newest.member, ())))
+            gone.append(Op.rem(newest.member, newest.score))
+        ops = {conversation_list_key(u): gone for u in sorted(self.candidates - self.users)}
+        ops.update({conversation_list_key(u): removals for u in sorted(self.users)})
+        return ops
+
+
+def _add(newest: Entry, earlier: Positions) -> Op:
+    others = tuple(p for p in earlier if p != newest.score)
+    return Op.add(newest.member, newest.score, others[0] if others else newest.score,
+                  others[1:])
