@@ -66,6 +66,8 @@ class Conversations:
         conversation_id = stored.message.get("conversation_id")
         if conversation_id is None:
             return None
+        if stored.message["user_id"] == user_id:  # the newest message is the user's own
+            return await self._summary(conversation_id, newest=stored, expected=entry.member)
         summary, writes = await asyncio.gather(
             self._summary(conversation_id, newest=stored, expected=entry.member),
             self._activity.writes_in(conversation_id, user_id))
