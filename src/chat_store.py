@@ -22,7 +22,7 @@ from typing import Any
 
 from cursor import CursorCodec
 from index.pacer import CompactionPacer
-from index.sorted_index import Defer, IndexObjects, IndexStore, Layout
+from index.sorted_index import Defer, IndexObjects, IndexStore, Layout, Retention
 from storage.kv import KVStore
 from store.activity import Activity
 from store.conversations import PREVIEW_CHARS, Conversation, Conversations
@@ -88,10 +88,14 @@ class ChatStore:
         layout: Layout | None = None,
         index_objects: IndexObjects | None = None,
         pacer: CompactionPacer | None = None,
+        retention_ms: int | None = None,
     ) -> None:
+        """``retention_ms``: messages whose timestamp is older than that are gone (None: kept
+        forever)."""
         indexes = IndexStore(kv, clock_ms, settle_ms, layout, index_objects, defer=defer,
-                             pacer=pacer)
-        shared = Shared(kv, clock_ms, indexes, CursorCodec(cursor_secret))
+                             pacer=pacer,
+                             retention=None if retention_ms is None else Retention(retention_ms))
+        shared = Shared(kv, clock_ms, indexes, CursorCodec(cursor_secret), retention_ms)
         activity = Activity(shared)
         plans = Plans(shared, activity)
         self._creator = Creator(shared, plans, activity)

@@ -8,6 +8,7 @@ start-up rather than being guessed at per request.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +39,26 @@ def _int(env: Vars, name: str, default: int, *, minimum: int = 0) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+# A day in milliseconds; retention below a second would hide a message as it is written.
+DAY_MS = 86_400_000
+MIN_RETENTION_MS = 1_000
+
+
+def _days_ms(env: Vars, name: str) -> int | None:
+    """A decimal number of days as milliseconds (unset or empty: None)."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of days, got {raw!r}") from None
+    if not math.isfinite(days) or days * DAY_MS < MIN_RETENTION_MS:
+        raise ConfigError(f"{name} must be at least {MIN_RETENTION_MS / DAY_MS:.8f} days "
+                          f"(a second), got {raw!r}")
+    return round(days * DAY_MS)
 
 
 def _bool(env: Vars, name: str) -> bool:
@@ -87,6 +108,9 @@ class Config:
     cors_origins: str | None = None
     # What a 429 tells clients to wait; the limiter's period is configured on the binding.
     rate_limit_retry_after: int = 60
+    # RETENTION_DAYS (a decimal, so tests can use seconds): messages older than that are gone.
+    # None keeps everything forever.
+    retention_ms: int | None = None
 
     @classmethod
     def from_env(cls, env: Vars) -> Config:
@@ -113,6 +137,7 @@ class Config:
             rate_limit_retry_after=_int(
                 env, "RATE_LIMIT_RETRY_AFTER", cls.rate_limit_retry_after, minimum=1
             ),
+            retention_ms=_days_ms(env, "RETENTION_DAYS"),
         ).checked()
 
     def checked(self) -> Config:

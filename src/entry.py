@@ -98,8 +98,11 @@ class WorkersKV:
             for r in results
         ]
 
-    async def put(self, key: str, value: str, *, metadata: Metadata | None = None) -> None:
-        options = _js_object({})
+    async def put(
+        self, key: str, value: str, *, metadata: Metadata | None = None,
+        expiration: int | None = None,
+    ) -> None:
+        options = _js_object({} if expiration is None else {"expiration": expiration})
         if metadata is not None:
             # Through JSON, not to_js: large ints (2**53-1 timestamps) would become BigInts that
             # KV cannot serialize, and None would become undefined and vanish.

@@ -13,6 +13,7 @@ The tree (httpx-style: catch a branch to handle a family)::
     │   ├── UnsupportedMediaType       415 unsupported_media_type
     │   ├── InvalidJSON                400 invalid_json
     │   ├── ValidationError            400 validation_error
+    │   ├── RetentionExpired           422 retention_expired (older than RETENTION_DAYS)
     │   └── RateLimited                429 rate_limited (carries Retry-After)
     └── ServerError                    the service is at fault (5xx)
         ├── AuthNotConfigured          503 auth_not_configured
@@ -82,6 +83,10 @@ class ValidationError(ClientError):
     pass
 
 
+class RetentionExpired(ClientError):
+    """A message timestamp that retention has already removed: storing it would store nothing."""
+
+
 class RateLimited(ClientError):
     def __init__(self, retry_after: int, detail: str = "") -> None:
         super().__init__(detail or "too many requests")
@@ -131,6 +136,7 @@ PROBLEMS: dict[type[ChatStoreError], Problem] = {
     UnsupportedMediaType: Problem(415, "unsupported_media_type", "Unsupported Media Type"),
     InvalidJSON: Problem(400, "invalid_json", "Invalid JSON"),
     ValidationError: Problem(400, "validation_error", "Validation Error"),
+    RetentionExpired: Problem(422, "retention_expired", "Retention Expired"),
     RateLimited: Problem(429, "rate_limited", "Too Many Requests"),
     AuthNotConfigured: Problem(503, "auth_not_configured", "Authentication Not Configured"),
     StorageUnavailable: Problem(503, "storage_unavailable", "Storage Unavailable"),

@@ -13,8 +13,9 @@ rules its passes follow, is in ``docs/design.md``; this module only says what is
                                one entry per conversation, its newest message (``chat:{id}``)
                                at that message's timestamp
 ``conversation:users:{id}``    who writes in the conversation: an index with one entry per
-                               message, ``user:{user id}:chat:{id}`` at score 0 (so grouped by
-                               user): whose lists its activity goes to
+                               message, ``user:{user id}:{timestamp, 16 digits}:chat:{id}`` at
+                               score 0 (so grouped by user, oldest first): whose lists its
+                               activity goes to
 ``conversation:meta:{id}``     a conversation's ``title`` and ``metadata`` (JSON), set by PATCH
 ``{index}``                    an index root (``user:chat:{id}``, ``conversation:chat:{id}``):
                                the newest entries as ``[{"score", "member"}]``, metadata
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from index.zset import MIN_SCORE, Entry, SortedSet
@@ -48,6 +49,7 @@ PARTICIPANTS_PREFIX = "conversation:users:"
 PARTICIPANT_MEMBER_PREFIX = "user:"
 CONVERSATION_PREFIX = "conversation:meta:"
 CONVERSATION_INDEX_PREFIX = "conversation:chat:"
+USER_INDEX_PREFIX = "user:chat:"
 
 METADATA_ROOM = MAX_METADATA_BYTES - 64  # leave room for the other metadata fields
 # Journal versions count down from here, so a prefix listing is newest first. Versions below
@@ -140,16 +142,21 @@ class Segment:
     count: int
     min_score: int
     max_score: int
+    # The oldest message timestamp its entries carry, for retention, where scores are not
+    # timestamps (a participants index); None elsewhere.
+    oldest: int | None = None
 
     def to_json(self) -> list[object]:
-        return [self.key, self.lo.score, self.lo.member, self.count, self.min_score,
-                self.max_score]
+        fields: list[object] = [self.key, self.lo.score, self.lo.member, self.count,
+                                self.min_score, self.max_score]
+        return fields if self.oldest is None else [*fields, self.oldest]
 
     @staticmethod
     def from_json(raw: Any) -> Segment:
-        key, lo_score, lo_member, count, min_score, max_score = raw
+        key, lo_score, lo_member, count, min_score, max_score, *rest = raw
+        oldest = rest[0] if rest and is_int(rest[0]) else None
         return Segment(str(key), Entry(int(lo_score), str(lo_member)), int(count),
-                       int(min_score), int(max_score))
+                       int(min_score), int(max_score), oldest)
 
 
 @dataclass(frozen=True)
@@ -190,10 +197,12 @@ class Root:
     # Names the pass that wrote this root, so that an isolate can remember which journal
     # entries it saw folded in it (``Folded``). None: written before pass ids.
     pass_id: str | None = None
+    # When a pass last dropped what retention removed (None: never).
+    swept: int | None = None
 
     def metadata(self) -> dict[str, object]:
         """The root's KV metadata: ``at``, ``i``, ``v``, ``nf``, ``j``, then ``m``/``lo``/``g``
-        once a manifest exists."""
+        once a manifest exists, and ``r`` once retention swept it."""
         metadata: dict[str, object] = {"at": self.at}
         if self.pass_id is not None:
             metadata["i"] = self.pass_id
@@ -207,6 +216,8 @@ class Root:
             metadata["lo"] = [self.head_lo.score, self.head_lo.member]
             if self.garbage_since is not None:
                 metadata["g"] = self.garbage_since
+        if self.swept is not None:
+            metadata["r"] = self.swept
         return metadata
 
     def unconfirmed(self, settle_ms: int) -> bool:
@@ -242,7 +253,7 @@ def dump_entries(entries: Iterable[Entry]) -> str:
 
 
 def with_lo(segment: Segment, lo: Entry) -> Segment:
-    return Segment(segment.key, lo, segment.count, segment.min_score, segment.max_score)
+    return replace(segment, lo=lo)
 
 
 def int_field(metadata: dict[str, Any] | None, name: str) -> int:
@@ -314,9 +325,27 @@ def participants_key(conversation_id: str) -> str:
     return f"{PARTICIPANTS_PREFIX}{conversation_id}"
 
 
-def participation_member(user_id: str, message_member: str) -> str:
-    """A message's entry in its conversation's participants index: ``user:{user}:chat:{id}``."""
-    return f"{participant_prefix(user_id)}{message_member}"
+# Timestamps are 0..2^53-1: 16 digits, zero-padded, so members sort by time within a user.
+TIMESTAMP_DIGITS = 16
+
+
+def participation_member(user_id: str, timestamp: int, message_member: str) -> str:
+    """A message's entry in its conversation's participants index:
+    ``user:{user}:{timestamp}:chat:{id}`` (the timestamp lets retention age it out)."""
+    return f"{participant_since(user_id, timestamp)}{message_member}"
+
+
+def participant_since(user_id: str, timestamp: int) -> str:
+    """Where ``user_id``'s participants-index members of ``timestamp`` and later begin."""
+    return f"{participant_prefix(user_id)}{timestamp:0{TIMESTAMP_DIGITS}d}:"
+
+
+def participation_time(member: str) -> int | None:
+    """The message timestamp a participants-index member carries (None: not one)."""
+    parts = member[len(PARTICIPANT_MEMBER_PREFIX):].split(":", 2)
+    if len(parts) < 3 or len(parts[1]) != TIMESTAMP_DIGITS or not parts[1].isdigit():
+        return None
+    return int(parts[1])
 
 
 def participant_prefix(user_id: str) -> str:
@@ -327,6 +356,23 @@ def participant_prefix(user_id: str) -> str:
 def participant_of(member: str) -> str:
     """The user of a participants-index member."""
     return member[len(PARTICIPANT_MEMBER_PREFIX):].split(":", 1)[0]
+
+
+def score_is_time(index: str) -> bool:
+    """Whether ``index`` scores its entries by a message timestamp (message indexes and
+    conversation lists), which retention ages out by score."""
+    return index.startswith((USER_INDEX_PREFIX, CONVERSATION_INDEX_PREFIX,
+                             CONVERSATION_LIST_PREFIX))
+
+
+def entry_time(index: str, entry: Entry) -> int | None:
+    """The message timestamp an entry of ``index`` stands for, which retention ages it by
+    (None: an entry retention keeps, e.g. of a participants member from before timestamps)."""
+    if score_is_time(index):
+        return entry.score
+    if index.startswith(PARTICIPANTS_PREFIX):
+        return participation_time(entry.member)
+    return None
 
 
 def conversation_key(conversation_id: str) -> str:
@@ -404,7 +450,9 @@ def decode_root(value: str | None, meta: dict[str, Any] | None) -> Root:
                     seen=None, newest=at, oldest=0)
     oldest = meta.get("j")
     pass_id = meta.get("i")
+    swept = meta.get("r")
     return Root(head, at, manifest_key if isinstance(manifest_key, str) else None, head_lo,
                 garbage_since if is_int(garbage_since) else None, seen=seen,
                 newest=int_field(meta, "nf"), oldest=oldest if is_int(oldest) else None,
-                pass_id=pass_id if isinstance(pass_id, str) else None)
+                pass_id=pass_id if isinstance(pass_id, str) else None,
+                swept=swept if is_int(swept) else None)

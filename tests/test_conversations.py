@@ -414,7 +414,8 @@ def test_the_list_and_participants_are_indexes_in_the_seed_format() -> None:
         assert json.loads(stored[conversation_list_key(user)]) == [
             {"score": 7, "member": "chat:m2"}]
     assert json.loads(stored[participants_key("c")]) == [
-        {"score": 0, "member": "user:u1:chat:m1"}, {"score": 0, "member": "user:u2:chat:m2"}]
+        {"score": 0, "member": "user:u1:0000000000000005:chat:m1"},
+        {"score": 0, "member": "user:u2:0000000000000007:chat:m2"}]
 
 
 # -- concurrent writers, against a model -----------------------------------------------------------
@@ -508,9 +509,12 @@ class InterleavingKV:
         await self._yield()
         return await self.inner.get_with_metadata(key)
 
-    async def put(self, key: str, value: str, *, metadata: Metadata | None = None) -> None:
+    async def put(
+        self, key: str, value: str, *, metadata: Metadata | None = None,
+        expiration: int | None = None,
+    ) -> None:
         await self._yield()
-        await self.inner.put(key, value, metadata=metadata)
+        await self.inner.put(key, value, metadata=metadata, expiration=expiration)
 
     async def delete(self, key: str) -> None:
         await self._yield()

@@ -69,10 +69,11 @@ class Scripted:
 
     async def put(
         self, key: str, value: str, *, metadata: Metadata | None = None,
-        expiration_ttl: int | None = None,
+        expiration_ttl: int | None = None, expiration: int | None = None,
     ) -> None:
         await self._call(lambda: self.inner.put(key, value, metadata=metadata,
-                                                expiration_ttl=expiration_ttl))
+                                                expiration_ttl=expiration_ttl,
+                                                expiration=expiration))
 
     async def delete(self, key: str) -> None:
         await self._call(lambda: self.inner.delete(key))

@@ -87,11 +87,12 @@ class LaggingKV:
         value: str,
         *,
         metadata: Metadata | None = None,
+        expiration: int | None = None,
     ) -> None:
         if self.hold and key.startswith(JOURNAL_PREFIX):
             self.held.append(HeldPut(key, value, metadata))
             return
-        await self.inner.put(key, value, metadata=metadata)
+        await self.inner.put(key, value, metadata=metadata, expiration=expiration)
 
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)
@@ -663,13 +664,16 @@ class SlowJournalKV(LaggingKV):
         self.put_delay_ms = 0
         self.journal_puts = 0
 
-    async def put(self, key: str, value: str, *, metadata: Metadata | None = None) -> None:
+    async def put(
+        self, key: str, value: str, *, metadata: Metadata | None = None,
+        expiration: int | None = None,
+    ) -> None:
         if key.startswith(JOURNAL_PREFIX):
             self.journal_puts += 1
             self.clock.advance(self.put_delay_ms)
             if self.gate is not None:
                 await self.gate.wait()
-        await self.inner.put(key, value, metadata=metadata)
+        await self.inner.put(key, value, metadata=metadata, expiration=expiration)
 
 
 def test_a_journal_put_slower_than_put_ms_is_written_again_where_passes_list() -> None:

@@ -11,7 +11,16 @@ from index.rules import MAX_GC_DELETES, Layout, Timing
 from index.structure import Structure, new_version
 from index.view import IndexView
 from index.zset import Entry, SortedSet
-from kvformat import BOTTOM, SEGMENT_PREFIX, Root, Segment, dump_entries, with_lo
+from kvformat import (
+    BOTTOM,
+    SEGMENT_PREFIX,
+    Root,
+    Segment,
+    dump_entries,
+    entry_time,
+    score_is_time,
+    with_lo,
+)
 from storage.kv import KVStore
 
 
@@ -111,8 +120,8 @@ class Reshaper:
             chunk = entries[n * step : (n + 1) * step]
             key = f"{SEGMENT_PREFIX}{index}:{new_version(self._clock_ms())}"
             start = lo if n == 0 else chunk[0]
-            parts.append((Segment(key, start, len(chunk), chunk[0].score, chunk[-1].score),
-                          chunk))
+            parts.append((Segment(key, start, len(chunk), chunk[0].score, chunk[-1].score,
+                                  _oldest(index, chunk)), chunk))
         return parts
 
     async def _collect_garbage(
@@ -123,3 +132,11 @@ class Reshaper:
         due = [g for g in garbage if g[1] <= cutoff][:MAX_GC_DELETES]
         await asyncio.gather(*(self._kv.delete(key) for key, _ in due))
         return [g for g in garbage if g not in due]
+
+
+def _oldest(index: str, entries: list[Entry]) -> int | None:
+    """For retention, where scores are not message timestamps: the oldest one the entries
+    carry (None where scores are, or no entry carries one)."""
+    if score_is_time(index):
+        return None
+    return min((t for e in entries if (t := entry_time(index, e)) is not None), default=None)

@@ -31,6 +31,13 @@ HINT_MARGIN_MS = MAX_COMPACTION_MS
 MAX_PROBES = 64
 # Value-only journal entries (written before ops always fit in metadata) a reader reads.
 MAX_HINT_READS = 16
+# Retention sweeps an index at most this often (an eighth of the retention, within bounds): an
+# aged-out entry stays stored that much longer, hidden from every read by the floor.
+MIN_SWEEP_MS = 1_000
+MAX_SWEEP_MS = 3_600_000
+# Segments whose scores are not timestamps that one pass sweeps (reads, filters, rewrites);
+# passes go on sweeping until none is left.
+MAX_SWEPT_SEGMENTS = 16
 
 
 @dataclass(frozen=True)
@@ -76,3 +83,19 @@ class Timing:
     def garbage_delay_ms(self) -> int:
         """Rule 4: how long a replaced segment or manifest stays readable by some root."""
         return 2 * (self.settle_ms + MAX_COMPACTION_MS)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long entries stay: one whose message timestamp (``kvformat.entry_time``: the score,
+    or read from the member) is more than ``retention_ms`` before now is removed by the next
+    sweep of its index, and hidden from every read before that by the floor."""
+
+    retention_ms: int
+
+    def floor(self, now_ms: int) -> int:
+        return now_ms - self.retention_ms
+
+    @property
+    def sweep_every_ms(self) -> int:
+        return min(max(self.retention_ms // 8, MIN_SWEEP_MS), MAX_SWEEP_MS)

@@ -34,6 +34,7 @@ from index.rules import (
     MAX_READ_ENTRIES,
     MIN_SETTLE_MS,
     Layout,
+    Retention,
     Timing,
 )
 from index.structure import Folded, IndexObjects, Structure
@@ -56,6 +57,7 @@ __all__ = [
     "IndexStore",
     "IndexView",
     "Layout",
+    "Retention",
 ]
 
 # Runs work after the response (``ctx.waitUntil``); in tests, a list to drain.
@@ -73,6 +75,7 @@ class IndexStore:
         self, kv: KVStore, clock_ms: Callable[[], int], settle_ms: int,
         layout: Layout | None = None, cache: IndexObjects | None = None, *,
         defer: Defer | None = None, pacer: CompactionPacer | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self._kv = kv
         self._clock_ms = clock_ms
@@ -85,7 +88,7 @@ class IndexStore:
         self._journal = Journal(kv, clock_ms, self._timing, self._structure)
         self._reshaper = Reshaper(kv, clock_ms, self._timing, self.layout, self._structure)
         self.compactor = Compactor(kv, clock_ms, self._timing, self.layout, self._structure,
-                                   self._journal, self._reshaper, self._reread)
+                                   self._journal, self._reshaper, self._reread, retention)
 
     @property
     def settle_ms(self) -> int:

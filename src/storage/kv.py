@@ -56,7 +56,10 @@ class KVStore(Protocol):
         value: str,
         *,
         metadata: Metadata | None = None,
-    ) -> None: ...
+        expiration: int | None = None,
+    ) -> None:
+        """``expiration``: Unix seconds after which KV deletes the key itself (at least 60 s
+        ahead)."""
 
     async def delete(self, key: str) -> None: ...
 

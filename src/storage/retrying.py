@@ -80,8 +80,12 @@ class RetryingKV:
     ) -> list[ValueWithMetadata | None]:
         return await self._retry(lambda: get_many_with_metadata(self._inner, keys))
 
-    async def put(self, key: str, value: str, *, metadata: Metadata | None = None) -> None:
-        await self._retry(lambda: self._inner.put(key, value, metadata=metadata))
+    async def put(
+        self, key: str, value: str, *, metadata: Metadata | None = None,
+        expiration: int | None = None,
+    ) -> None:
+        await self._retry(lambda: self._inner.put(key, value, metadata=metadata,
+                                                  expiration=expiration))
 
     async def delete(self, key: str) -> None:
         await self._retry(lambda: self._inner.delete(key))

@@ -37,7 +37,9 @@ from kvformat import (
     conversation_list_key,
     participant_of,
     participant_prefix,
+    participant_since,
     participants_key,
+    participation_time,
 )
 from store.model import Scope
 from store.shared import Shared
@@ -62,7 +64,7 @@ class Activity:
     async def newest(self, conversation_id: str, n: int = 1) -> list[Entry]:
         """The conversation's ``n`` newest index entries, newest first."""
         view = await self._shared.view(Scope("conversation", conversation_id))
-        return await view.zrange_by_score(rev=True, limit=n)
+        return await view.zrange_by_score(self._shared.floor(), rev=True, limit=n)
 
     async def _writers_view(self, conversation_id: str) -> IndexView:
         view = await self._shared.indexes.read(participants_key(conversation_id))
@@ -73,10 +75,15 @@ class Activity:
         """The users with a message in the conversation: one step per user over its
         participants index, whose members are grouped by user."""
         view = await self._writers_view(conversation_id)
+        floor = self._shared.floor()
         users: set[str] = set()
         after: Entry | None = None
         while batch := await view.zrange_by_score(0, 0, limit=1, after=after):
-            user = participant_of(batch[0].member)
+            user, time = participant_of(batch[0].member), participation_time(batch[0].member)
+            if time is not None and time < floor:
+                # Its oldest messages are gone: on to its first one retention keeps, if any.
+                after = Entry(0, participant_since(user, floor))
+                continue
             users.add(user)
             after = Entry(0, participant_prefix(user) + _PAST_EVERY_MEMBER)
         return users
@@ -85,7 +92,9 @@ class Activity:
         """Whether the user has a message in the conversation."""
         view = await self._writers_view(conversation_id)
         prefix = participant_prefix(user_id)
-        first = await view.zrange_by_score(0, 0, limit=1, after=Entry(0, prefix))
+        # Members sort by time within a user: the first at or after the floor, if it is theirs.
+        since = participant_since(user_id, max(self._shared.floor(), 0))
+        first = await view.zrange_by_score(0, 0, limit=1, after=Entry(0, since))
         return bool(first) and first[0].member.startswith(prefix)
 
     async def refresh(

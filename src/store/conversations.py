@@ -42,10 +42,11 @@ class Conversations:
         cursor_scope = CursorScope(index, query.order, query.start, query.end)
         position = cursors.decode(query.cursor, cursor_scope) if query.cursor else None
         rev = query.order == "desc"
+        start = max(query.start, self._shared.floor())  # the cursor's scope is the query's
         found: list[Conversation] = []
         last: Entry | None = position
         while len(found) < query.limit:
-            batch = await view.zrange_by_score(query.start, query.end, rev=rev,
+            batch = await view.zrange_by_score(start, query.end, rev=rev,
                                                limit=query.limit - len(found), after=last)
             if not batch:
                 break
@@ -53,7 +54,7 @@ class Conversations:
             found += [item for item in items if item is not None]
             last = batch[-1]
         more = last is not None and bool(
-            await view.zrange_by_score(query.start, query.end, rev=rev, limit=1, after=last))
+            await view.zrange_by_score(start, query.end, rev=rev, limit=1, after=last))
         next_cursor = cursors.encode(cursor_scope, last) if more and last else None
         return ConversationPage(found, next_cursor)
 
@@ -61,7 +62,8 @@ class Conversations:
         """The conversation a list entry names, if the entry is its newest message's and the
         user still writes in it."""
         stored = await self._shared.load(message_id_of(entry.member))
-        if stored is None or stored.message["timestamp"] != entry.score:
+        if (stored is None or stored.message["timestamp"] != entry.score
+                or not self._shared.kept(stored.message)):
             return None
         conversation_id = stored.message.get("conversation_id")
         if conversation_id is None:
@@ -102,7 +104,8 @@ class Conversations:
         self, conversation_id: str, newest: Record | None = None, expected: str | None = None
     ) -> Conversation | None:
         view = await self._shared.view(Scope("conversation", conversation_id))
-        top = await view.zrange_by_score(rev=True, limit=NEWEST_CLEARED)
+        floor = self._shared.floor()
+        top = await view.zrange_by_score(floor, rev=True, limit=NEWEST_CLEARED)
         if not top or (expected is not None and top[0].member != expected):
             return None
         if newest is None:
@@ -112,7 +115,8 @@ class Conversations:
             if newest is None:
                 return None
         count, oldest, fields = await asyncio.gather(
-            view.zcount(), view.zrange_by_score(limit=1), self._fields(conversation_id))
+            view.zcount(floor), view.zrange_by_score(floor, limit=1),
+            self._fields(conversation_id))
         message = newest.message
         summary: Conversation = {
             "id": conversation_id,

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from errors import Conflict, StorageUnavailable
+from errors import Conflict, RetentionExpired, StorageUnavailable
 from ids import new_ulid
 from kvformat import Op, intent_key, message_key
 from storage.kv import get_many_with_metadata
@@ -95,7 +95,7 @@ def _add_ops(
                      earlier.get(message["id"], ()))
         for index_key in indexes_of(message):
             ops.setdefault(index_key, []).append(add)
-        ops = merge_ops(ops, participation(message, present=True))
+        ops = merge_ops(ops, participation(message, True, earlier.get(message["id"], ())))
     return ops
 
 
@@ -112,6 +112,13 @@ class Creator:
     async def create_many(self, drafts: Sequence[MessageDraft]) -> tuple[list[Message], list[bool]]:
         """All-or-nothing: conflicts are found before anything is written."""
         now = self._shared.clock_ms()
+        floor = self._shared.floor()
+        for index, draft in enumerate(drafts):
+            if draft.timestamp is not None and draft.timestamp < floor:
+                where = f"messages[{index}]: " if len(drafts) > 1 else ""
+                raise RetentionExpired(
+                    f"{where}timestamp {draft.timestamp} is older than the retention period "
+                    f"(the oldest kept now is {floor})", index=index)
         by_id = await self._existing(drafts, now)
         messages, created, earlier = _resolve(drafts, by_id, now)
         # Index entries first, then records: a request that dies in between leaves entries
@@ -156,8 +163,9 @@ class Creator:
             self._shared.kv, [*(message_key(i) for i in ids), *plans]
         )
         records = found[: len(ids)]
-        by_id = {i: None if f is None else record_from(f)
-                 for i, f in zip(ids, records, strict=True)}
+        # A record retention removed is gone, whatever KV still holds until it expires there.
+        by_id = {i: None if f is None or not self._shared.kept((r := record_from(f)).message)
+                 else r for i, f in zip(ids, records, strict=True)}
         for intent, plan in zip(plans, found[len(ids):], strict=True):
             if plan is None:
                 continue

@@ -171,7 +171,7 @@ class Eraser:
                     ops.setdefault(index_key, []).append(
                         Op.rem(entry.member, stored.message["timestamp"], earlier)
                     )
-            ops = merge_ops(ops, participation(stored.message, present=False))
+            ops = merge_ops(ops, participation(stored.message, False, earlier))
         return doomed, ops
 
 

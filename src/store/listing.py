@@ -40,7 +40,8 @@ class Listing:
         cursors = self._shared.cursors
         cursor_scope = CursorScope(scope.index, query.order, query.start, query.end)
         position = cursors.decode(query.cursor, cursor_scope) if query.cursor else None
-        run = await _collect(self._shared, view, query.start, query.end,
+        start = max(query.start, self._shared.floor())  # the cursor's scope is the query's
+        run = await _collect(self._shared, view, start, query.end,
                              rev=query.order == "desc", limit=query.limit, after=position)
         next_cursor = cursors.encode(cursor_scope, run.last) if run.more and run.last else None
         return Page([stored.message for stored in run.records], next_cursor)
@@ -51,8 +52,8 @@ class Listing:
         cursors = self._shared.cursors
         cursor_scope = CursorScope(scope.index, "asc", MIN_SCORE, MAX_SCORE)
         position = cursors.decode(cursor, cursor_scope) if cursor else None
-        run = await _collect(self._shared, view, MIN_SCORE, MAX_SCORE, rev=False, limit=limit,
-                             after=position, raw=True)
+        run = await _collect(self._shared, view, self._shared.floor(), MAX_SCORE, rev=False,
+                             limit=limit, after=position, raw=True)
         next_cursor = cursors.encode(cursor_scope, run.last) if run.more and run.last else None
         return ExportPage(run.texts, next_cursor)
 
@@ -62,11 +63,10 @@ class Listing:
         view = await self._shared.view(scope)
         cursors = self._shared.cursors
         here = Entry(message["timestamp"], message_key(message["id"]))
+        floor = self._shared.floor()
         older, newer = await asyncio.gather(
-            _collect(self._shared, view, MIN_SCORE, MAX_SCORE, rev=True, limit=before,
-                     after=here),
-            _collect(self._shared, view, MIN_SCORE, MAX_SCORE, rev=False, limit=after,
-                     after=here))
+            _collect(self._shared, view, floor, MAX_SCORE, rev=True, limit=before, after=here),
+            _collect(self._shared, view, floor, MAX_SCORE, rev=False, limit=after, after=here))
 
         def cursor(run: _Run, order: Order) -> str | None:
             if not run.more:
@@ -83,7 +83,8 @@ class Listing:
         )
 
     async def count(self, scope: Scope, start: int, end: int) -> int:
-        return await (await self._shared.view(scope)).zcount(start, end)
+        return await (await self._shared.view(scope)).zcount(max(start, self._shared.floor()),
+                                                             end)
 
     async def reindex(self, scope: Scope) -> ReindexResult:
         """Rebuild an index from the message records' KV metadata: one ``list`` per 1,000
@@ -104,7 +105,7 @@ class Listing:
                     entries.append(Entry(score, key.name))
                     writer = meta.get("u")
                     if isinstance(writer, str):
-                        writers.append(Entry(0, participation_member(writer, key.name)))
+                        writers.append(Entry(0, participation_member(writer, score, key.name)))
             if page.list_complete or not page.cursor:
                 break
             cursor = page.cursor

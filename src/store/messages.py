@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from errors import NotFound
+from errors import NotFound, RetentionExpired
 from kvformat import Op, intent_key, message_key
 from store.activity import Activity
 from store.model import (
@@ -26,7 +26,8 @@ class Messages:
 
     async def _stored(self, message_id: str, owner: str | None) -> Record:
         stored = await self._shared.load(message_id)
-        if stored is None or (owner is not None and stored.message["user_id"] != owner):
+        if (stored is None or (owner is not None and stored.message["user_id"] != owner)
+                or not self._shared.kept(stored.message)):
             raise NotFound(f"message {message_id!r} does not exist")
         return stored
 
@@ -40,13 +41,18 @@ class Messages:
         stored = await self._stored(message_id, owner)
         message = stored.message
         updated = {**message, **patch.changes}
+        if not self._shared.kept(updated):
+            raise RetentionExpired(
+                f"timestamp {updated['timestamp']} is older than the retention period")
         member = message_key(message_id)
         if updated == message:
             if "timestamp" in patch.changes:
                 # Maybe the retry of a move whose index write failed: journal it again (an
                 # add at the member's own score is idempotent). Nothing else is written.
                 again = Op.add(member, message["timestamp"], message["timestamp"], stored.earlier)
-                await self._shared.journal({i: [again] for i in indexes_of(message)})
+                await self._shared.journal(merge_ops(
+                    {i: [again] for i in indexes_of(message)},
+                    participation(message, True, stored.earlier)))
                 await self._moved(message, stored.earlier)
             return message
         updated["edited_at"] = self._shared.clock_ms()
@@ -58,7 +64,9 @@ class Messages:
         # later ops (and read repair) still find the entry this move left behind.
         await self._shared.save(updated, (old, *stored.earlier)[:MAX_POSITION_HISTORY])
         move = Op.add(member, new, prev=old, also=stored.earlier)
-        await self._shared.journal({i: [move] for i in indexes_of(updated)})
+        await self._shared.journal(merge_ops(
+            {i: [move] for i in indexes_of(updated)},
+            participation(updated, True, (old, *stored.earlier))))
         # Two moves racing: the record keeps the last put, the indexes the last journal op,
         # and they may be different moves. Whoever sees a later put than its own journals that
         # put's position again, so the indexes end where the record is.
@@ -84,9 +92,9 @@ class Messages:
                 return
             raise NotFound(f"message {message_id!r} does not exist")
         message = stored.message
-        if owner is not None and message["user_id"] != owner:
+        if (owner is not None and message["user_id"] != owner) or not self._shared.kept(message):
             raise NotFound(f"message {message_id!r} does not exist")
         gone = Op.rem(member, prev=message["timestamp"], also=stored.earlier)
         ops = merge_ops({i: [gone] for i in indexes_of(message)},
-                        participation(message, present=False))
+                        participation(message, False, stored.earlier))
         await self._plans.delete_records(intent, [member], ops, message["user_id"])

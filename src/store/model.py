@@ -4,6 +4,7 @@ makes from requests), scopes, pages, records and results, and which indexes list
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -127,15 +128,21 @@ def scope_indexes(user_id: str, conversation_id: str | None) -> list[str]:
     return indexes
 
 
-def participation(message: Message, present: bool) -> dict[str, list[Op]]:
-    """The op on the participants index of the message's conversation (none without one): the
-    message's entry there (``user:{user}:chat:{id}``, score 0), or its removal."""
+def participation(
+    message: Message, present: bool, earlier: Iterable[int] = ()
+) -> dict[str, list[Op]]:
+    """The ops on the participants index of the message's conversation (none without one): the
+    message's entry there (``user:{user}:{timestamp}:chat:{id}``, score 0), or its removal, and
+    the removal of its entries at ``earlier`` timestamps (where a move left them)."""
     conversation_id = message.get("conversation_id")
     if conversation_id is None:
         return {}
-    member = participation_member(message["user_id"], message_key(message["id"]))
-    return {participants_key(conversation_id): [
-        Op.add(member, 0, 0) if present else Op.rem(member, 0)]}
+    user_id, member = message["user_id"], message_key(message["id"])
+    now = participation_member(user_id, message["timestamp"], member)
+    ops = [Op.rem(participation_member(user_id, t, member), 0)
+           for t in dict.fromkeys(earlier) if t != message["timestamp"]]
+    ops.append(Op.add(now, 0, 0) if present else Op.rem(now, 0))
+    return {participants_key(conversation_id): ops}
 
 
 def merge_ops(*parts: dict[str, list[Op]]) -> dict[str, list[Op]]:

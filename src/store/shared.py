@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from cursor import CursorCodec
 from index.sorted_index import IndexStore, IndexView
+from index.zset import MIN_SCORE
 from jsonutil import dumps
 from kvformat import Op, message_key, record_metadata
-from storage.kv import KVStore, get_many_with_metadata
+from storage.kv import MIN_EXPIRATION_TTL, KVStore, get_many_with_metadata
 from store.model import (
     Message,
     Record,
@@ -29,6 +30,24 @@ class Shared:
     clock_ms: Callable[[], int]
     indexes: IndexStore
     cursors: CursorCodec
+    # How long a message is kept, from its timestamp (None: forever).
+    retention_ms: int | None = None
+
+    def floor(self) -> int:
+        """The oldest timestamp retention keeps now: older messages are gone for every reader
+        at once, whatever KV or the indexes still hold."""
+        return MIN_SCORE if self.retention_ms is None else self.clock_ms() - self.retention_ms
+
+    def kept(self, message: Message) -> bool:
+        return bool(message["timestamp"] >= self.floor())
+
+    def expiration(self, message: Message) -> int | None:
+        """When KV may delete the record itself (Unix seconds): once retention has removed it,
+        and never sooner than KV allows (60 s ahead)."""
+        if self.retention_ms is None:
+            return None
+        aged_out = -(-(int(message["timestamp"]) + self.retention_ms) // 1000)
+        return max(aged_out, self.clock_ms() // 1000 + MIN_EXPIRATION_TTL + 1)
 
     async def load(self, message_id: str) -> Record | None:
         found = await self.kv.get_with_metadata(message_key(message_id))
@@ -36,7 +55,8 @@ class Shared:
 
     async def save(self, message: Message, earlier: tuple[int, ...] = ()) -> None:
         await self.kv.put(message_key(message["id"]), dumps(message),
-                          metadata=record_metadata(message, earlier))
+                          metadata=record_metadata(message, earlier),
+                          expiration=self.expiration(message))
 
     async def fetch(self, members: Iterable[str]) -> list[Record | None]:
         """The records of ``members`` (``chat:{id}`` keys), in one batched read."""
@@ -65,5 +85,7 @@ class Shared:
         score = now.message["timestamp"]
         if score != unless_at:
             here = Op.add(member, score, prev=unless_at, also=now.earlier)
+            # Our own participants entry at ``unless_at`` goes too: the member names the time.
+            was = (unless_at,) if unless_at is not None else ()
             await self.journal(merge_ops({i: [here] for i in indexes_of(now.message)},
-                                         participation(now.message, present=True)))
+                                         participation(now.message, True, was + now.earlier)))

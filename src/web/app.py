@@ -145,7 +145,8 @@ class App:
         self.config = service.config
         self.store = ChatStore(kv, clock_ms, defer, settle_ms=service.config.journal_settle_ms,
                                cursor_secret=service.cursor_secret, layout=service.layout,
-                               index_objects=service.index_objects, pacer=service.pacer)
+                               index_objects=service.index_objects, pacer=service.pacer,
+                               retention_ms=service.config.retention_ms)
 
     async def handle(self, request: Request) -> Response:
         # Browsers send preflights without credentials, so they are answered before auth.

@@ -462,11 +462,14 @@ class LocationKV:
 
     async def put(
         self, key: str, value: str, *, metadata: Metadata | None = None,
-        expiration_ttl: int | None = None,
+        expiration_ttl: int | None = None, expiration: int | None = None,
     ) -> None:
-        _, metadata_json = checked_put(key, value, metadata, expiration_ttl)
+        _, metadata_json = checked_put(key, value, metadata, expiration_ttl, expiration,
+                                       self.world.clock() / 1000)
         expires_ms = (None if expiration_ttl is None
                       else self.world.clock() + expiration_ttl * 1000)
+        if expiration is not None:
+            expires_ms = expiration * 1000
         self.counters.puts += 1
         await self.world._delay()
         await self.world._write(self, key, value, metadata_json, expires_ms)

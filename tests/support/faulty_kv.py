@@ -154,8 +154,10 @@ class FaultyKV:
         value: str,
         *,
         metadata: Metadata | None = None,
+        expiration: int | None = None,
     ) -> None:
-        await self._op("put", key, lambda: self.inner.put(key, value, metadata=metadata))
+        await self._op("put", key, lambda: self.inner.put(key, value, metadata=metadata,
+                                                          expiration=expiration))
 
     async def delete(self, key: str) -> None:
         await self._op("delete", key, lambda: self.inner.delete(key))

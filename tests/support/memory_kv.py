@@ -48,7 +48,8 @@ def _utf8(text: str, what: str) -> bytes:
 
 
 def checked_put(
-    key: str, value: str, metadata: Metadata | None, expiration_ttl: int | None
+    key: str, value: str, metadata: Metadata | None, expiration_ttl: int | None,
+    expiration: int | None = None, now_s: float = 0.0,
 ) -> tuple[bytes, str | None]:
     """What Workers KV refuses in a put (``KVLimitError``); the key's bytes and the metadata
     serialized, for a fake that accepts it."""
@@ -59,6 +60,10 @@ def checked_put(
     if expiration_ttl is not None and expiration_ttl < MIN_EXPIRATION_TTL:
         raise KVLimitError(
             f"expiration_ttl is {expiration_ttl}s; the minimum is {MIN_EXPIRATION_TTL}s"
+        )
+    if expiration is not None and expiration < now_s + MIN_EXPIRATION_TTL:
+        raise KVLimitError(
+            f"expiration {expiration} is less than {MIN_EXPIRATION_TTL}s in the future"
         )
     return raw, _dump_metadata(metadata)
 
@@ -146,9 +151,12 @@ class MemoryKV:
         *,
         metadata: Metadata | None = None,
         expiration_ttl: int | None = None,
+        expiration: int | None = None,
     ) -> None:
-        raw, metadata_json = checked_put(key, value, metadata, expiration_ttl)
-        expiration = None if expiration_ttl is None else int(self._clock() + expiration_ttl)
+        raw, metadata_json = checked_put(key, value, metadata, expiration_ttl, expiration,
+                                         self._clock())
+        if expiration_ttl is not None:
+            expiration = int(self._clock() + expiration_ttl)
         self.writes += 1
         if raw not in self._data:
             insort(self._order, raw)
