@@ -220,9 +220,10 @@ class Compactor:
 
     async def _sweep(self, view: IndexView, touched: dict[str | None, SortedSet]) -> bool:
         """Drop what retention removed: from the head and the touched segments, whole segments
-        below the floor where scores are timestamps, and where they are not, segments whose
-        oldest entry has aged out (read, filtered and written anew, a bounded number per pass).
-        Returns whether nothing aged out is left for another pass."""
+        below the floor where scores are timestamps (unread), and segments whose oldest entry
+        has aged out (read, filtered and written anew, a bounded number per pass: where scores
+        are timestamps, only the one the floor falls in). Returns whether nothing aged out is
+        left for another pass."""
         floor = self._floor(view)
         index = view.index
 
@@ -243,7 +244,9 @@ class Compactor:
                 continue
             if by_score and segment.max_score < floor:
                 touched[segment.key] = SortedSet()  # an emptied segment disappears
-            elif not by_score and segment.oldest is not None and segment.oldest < floor:
+                continue
+            oldest = segment.min_score if by_score else segment.oldest
+            if oldest is not None and oldest < floor:  # partly aged out (by score: one)
                 if loaded == MAX_SWEPT_SEGMENTS:
                     return False
                 loaded += 1
