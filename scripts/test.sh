@@ -15,5 +15,7 @@ export PYTHONDONTWRITEBYTECODE=1
 status=0
 .venv/bin/ruff check src tests || status=1
 .venv/bin/mypy || status=1
+# The TypeScript client: generated types in step with openapi.json, formatting, tsc, unit tests.
+bash clients/typescript/check.sh || status=1
 .venv/bin/python -m pytest -q "$@" || status=$?
 exit "$status"
