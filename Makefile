@@ -15,7 +15,7 @@ venv:
 	source scripts/_bootstrap.sh && ensure_venv
 
 lint: venv
-	.venv/bin/ruff check src tests
+	.venv/bin/ruff check src tests clients/python
 	.venv/bin/mypy
 
 # Benchmarks (bench/run.py): real Worker under wrangler dev vs a minimal JS floor Worker, plus

@@ -33,6 +33,17 @@ print(" ".join(d["project"]["optional-dependencies"]["dev"]))')
   fi
 }
 
+# clients/python, editable (src/ on sys.path through a .pth line); its dependencies come pinned
+# from the dev extras, so no build isolation and no deps. Reinstalled when its pyproject changes.
+ensure_python_client() {
+  ensure_venv || return 1
+  if [ ! -f .venv/.python-client ] || [ clients/python/pyproject.toml -nt .venv/.python-client ]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-build-isolation \
+      --no-deps -e ./clients/python
+    touch .venv/.python-client
+  fi
+}
+
 # Benchmark side: the `bench` extras of pyproject.toml (matplotlib for bench/run.py's plot), on
 # top of the dev venv, reinstalled only when that pinned list changed.
 ensure_bench() {

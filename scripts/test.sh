@@ -7,14 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_bootstrap.sh
 ensure_venv
+ensure_python_client
 ensure_node
 export WRANGLER_SEND_METRICS=false
 # No src/__pycache__ writes mid-run: wrangler dev would hot-reload the Worker (see tests/conftest.py).
 export PYTHONDONTWRITEBYTECODE=1
 
 status=0
-.venv/bin/ruff check src tests || status=1
+.venv/bin/ruff check src tests clients/python || status=1
 .venv/bin/mypy || status=1
+# The Python client is type-checked on its own terms (its pyproject: mypy --strict on its src).
+(cd clients/python && ../../.venv/bin/mypy) || status=1
 # The TypeScript client: generated types in step with openapi.json, formatting, tsc, unit tests.
 bash clients/typescript/check.sh || status=1
 .venv/bin/python -m pytest -q "$@" || status=$?
