@@ -85,6 +85,9 @@ from stats import percentile  # noqa: E402
 from support.worker_harness import WRANGLER, LocalWorker, _wrangler_env, snapshot_app  # noqa: E402
 
 FLOOR_CONFIG = BENCH_DIR / "floor-worker" / "wrangler.toml"
+HELLO_CONFIG = BENCH_DIR / "hello-python" / "wrangler.toml"
+# Cold start: chat-store's first answer within this much of a hello-world Python Worker's.
+TARGET_COLD = 1.3
 OUT_DIR = BENCH_DIR / "out"
 DOCS_DIR = REPO_ROOT / "docs" / "bench"
 TOKEN = "bench-token"
@@ -875,11 +878,14 @@ def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
     return rows, info
 
 
-def cold_start(chat: LocalWorker, floor: LocalWorker, read_size: int) -> list[ColdStart]:
+def cold_start(
+    chat: LocalWorker, floor: LocalWorker, hello: LocalWorker, read_size: int
+) -> list[ColdStart]:
     """Start each Worker fresh (one at a time) and time its first requests."""
     out: list[ColdStart] = []
-    for name, worker in (("chat-store", chat), ("js-floor", floor)):
+    for name, worker in (("chat-store", chat), ("js-floor", floor), ("python-hello", hello)):
         ready = start_timed(worker)
+        first: float | None = None
         try:
             with httpx.Client(base_url=worker.base_url, timeout=120,
                               headers=AUTH if name == "chat-store" else {}) as c:
@@ -887,14 +893,15 @@ def cold_start(chat: LocalWorker, floor: LocalWorker, read_size: int) -> list[Co
                 if name == "chat-store":
                     check(c.get(f"/v1/users/{user_id(read_size)}/messages",
                                 params={"limit": PAGE}))
-                else:
+                elif name == "js-floor":
                     check(c.get("/read", params={"user": f"floor-{read_size}"}))
-                first = (time.perf_counter() - t) * 1000
+                if name != "python-hello":
+                    first = (time.perf_counter() - t) * 1000
         finally:
             worker.stop()
         out.append(ColdStart(name, ready, first_health_ms(worker), first))
         log(f"  cold start {name}: ready after {ready:.2f} s, first /health "
-            f"{out[-1].first_health_ms} ms, first read {first:.1f} ms")
+            f"{out[-1].first_health_ms} ms, first read {fmt(first)} ms")
     return out
 
 
@@ -1160,6 +1167,8 @@ def evaluate(data: dict[str, Any]) -> list[str]:
                          f"({floor + lst['median_ms']:.1f} ms): "
                          f"{res[(op, size)]['median_ms'] / (floor + lst['median_ms']):.2f}x")
             out.append(line)
+    cold = cold_verdicts(data.get("cold_starts", []))
+    out.extend(cold)
     quiet, rows = burst_rows(data)
     if quiet is not None:
         for r in rows:
@@ -1168,6 +1177,27 @@ def evaluate(data: dict[str, Any]) -> list[str]:
                        f"{p90_ratio:.2f}x (target <= {TARGET_BURST}x) — {verdict}"
                        + (f"; {r['stale_reads']} read(s) missed an acknowledged append"
                           if r.get("stale_reads") else ""))
+    return out
+
+
+def cold_verdicts(cold: list[dict[str, Any]]) -> list[str]:
+    """chat-store's cold start against the hello-world Python Worker's (medians of the rounds
+    that started one worker at a time), by the runtime's timing of the first request and by the
+    time until the first answer."""
+    def median_of(worker: str, key: str) -> float | None:
+        values = [c[key] for c in cold if c["worker"] == worker and c[key] is not None]
+        return statistics.median(values) if values else None
+
+    out: list[str] = []
+    for key, label in (("first_health_ms", "first request, runtime's timing"),
+                       ("ready_s", "start to first answer")):
+        ours, hello = median_of("chat-store", key), median_of("python-hello", key)
+        if ours is None or hello is None:
+            continue
+        ratio = ours / hello
+        verdict = "met" if ratio <= TARGET_COLD else f"MISSED by {ratio / TARGET_COLD:.2f}x"
+        out.append(f"cold start ({label}) vs hello-world Python Worker: {ratio:.2f}x "
+                   f"(target <= {TARGET_COLD}x) — {verdict}")
     return out
 
 
@@ -1471,8 +1501,9 @@ def main(argv: list[str] | None = None) -> int:
                     args.burst_messages, args.burst_rates, args.burst_samples, args.warmup,
                     args.burst_read_interval, args.rate_warmup, args.concurrency))
         # 5. more cold starts, one worker at a time
+        hello = chat.sibling(config=HELLO_CONFIG, vars={})
         for _ in range(args.cold_starts):
-            cold.extend(cold_start(chat, floor, sizes[-1]))
+            cold.extend(cold_start(chat, floor, hello, sizes[-1]))
     finally:
         if args.keep_state:
             log(f"state kept in {work}")
