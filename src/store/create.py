@@ -18,9 +18,8 @@ from store.model import (
     Message,
     MessageDraft,
     Record,
-    indexes_of,
     merge_ops,
-    participation,
+    message_ops,
     record_from,
     scope_indexes,
 )
@@ -91,11 +90,9 @@ def _add_ops(
     ops: dict[str, list[Op]] = {}
     for message, new in zip(messages, created, strict=True):
         score = message["timestamp"]
-        add = Op.add(message_key(message["id"]), score, None if new else score,
-                     earlier.get(message["id"], ()))
-        for index_key in indexes_of(message):
-            ops.setdefault(index_key, []).append(add)
-        ops = merge_ops(ops, participation(message, True, earlier.get(message["id"], ())))
+        positions = earlier.get(message["id"], ())
+        add = Op.add(message_key(message["id"]), score, None if new else score, positions)
+        ops = merge_ops(ops, message_ops(message, add, positions))
     return ops
 
 
@@ -192,11 +189,9 @@ class Creator:
         gone = await asyncio.gather(*(delete(m) for m in messages))
         ops: dict[str, list[Op]] = {}
         for message, deleted in zip(messages, gone, strict=True):
-            for index_key in indexes_of(message) if deleted else []:
-                ops.setdefault(index_key, []).append(
-                    Op.rem(message_key(message["id"]), message["timestamp"]))
             if deleted:
-                ops = merge_ops(ops, participation(message, present=False))
+                gone_op = Op.rem(message_key(message["id"]), message["timestamp"])
+                ops = merge_ops(ops, message_ops(message, gone_op))
         with contextlib.suppress(StorageUnavailable):
             await self._shared.journal(ops)
             withdrawn = [m for m, deleted in zip(messages, gone, strict=True) if deleted]

@@ -10,9 +10,7 @@ from store.model import (
     Message,
     MessagePatch,
     Record,
-    indexes_of,
-    merge_ops,
-    participation,
+    message_ops,
 )
 from store.plans import Plans
 from store.shared import Shared
@@ -50,9 +48,7 @@ class Messages:
                 # Maybe the retry of a move whose index write failed: journal it again (an
                 # add at the member's own score is idempotent). Nothing else is written.
                 again = Op.add(member, message["timestamp"], message["timestamp"], stored.earlier)
-                await self._shared.journal(merge_ops(
-                    {i: [again] for i in indexes_of(message)},
-                    participation(message, True, stored.earlier)))
+                await self._shared.journal(message_ops(message, again, stored.earlier))
                 await self._moved(message, stored.earlier)
             return message
         updated["edited_at"] = self._shared.clock_ms()
@@ -64,9 +60,7 @@ class Messages:
         # later ops (and read repair) still find the entry this move left behind.
         await self._shared.save(updated, (old, *stored.earlier)[:MAX_POSITION_HISTORY])
         move = Op.add(member, new, prev=old, also=stored.earlier)
-        await self._shared.journal(merge_ops(
-            {i: [move] for i in indexes_of(updated)},
-            participation(updated, True, (old, *stored.earlier))))
+        await self._shared.journal(message_ops(updated, move, (old, *stored.earlier)))
         # Two moves racing: the record keeps the last put, the indexes the last journal op,
         # and they may be different moves. Whoever sees a later put than its own journals that
         # put's position again, so the indexes end where the record is.
@@ -95,6 +89,5 @@ class Messages:
         if (owner is not None and message["user_id"] != owner) or not self._shared.kept(message):
             raise NotFound(f"message {message_id!r} does not exist")
         gone = Op.rem(member, prev=message["timestamp"], also=stored.earlier)
-        ops = merge_ops({i: [gone] for i in indexes_of(message)},
-                        participation(message, False, stored.earlier))
+        ops = message_ops(message, gone, stored.earlier)
         await self._plans.delete_records(intent, [member], ops, message["user_id"])

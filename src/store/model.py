@@ -145,6 +145,14 @@ def participation(
     return {participants_key(conversation_id): ops}
 
 
+def message_ops(message: Message, op: Op, earlier: Iterable[int] = ()) -> dict[str, list[Op]]:
+    """``op`` (an add or a removal of the message's member) on every index that lists the
+    message, and the matching op on its conversation's participants index (see
+    :func:`participation`; ``earlier``: timestamps whose participants entries go)."""
+    return merge_ops({index: [op] for index in indexes_of(message)},
+                     participation(message, op.kind == "add", earlier))
+
+
 def merge_ops(*parts: dict[str, list[Op]]) -> dict[str, list[Op]]:
     """Ops by index, several sets of them in order."""
     merged: dict[str, list[Op]] = {}

@@ -17,9 +17,7 @@ from store.model import (
     Message,
     Record,
     Scope,
-    indexes_of,
-    merge_ops,
-    participation,
+    message_ops,
     record_from,
 )
 
@@ -87,5 +85,4 @@ class Shared:
             here = Op.add(member, score, prev=unless_at, also=now.earlier)
             # Our own participants entry at ``unless_at`` goes too: the member names the time.
             was = (unless_at,) if unless_at is not None else ()
-            await self.journal(merge_ops({i: [here] for i in indexes_of(now.message)},
-                                         participation(now.message, True, was + now.earlier)))
+            await self.journal(message_ops(now.message, here, was + now.earlier))
