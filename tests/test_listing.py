@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from auth.hs256 import sign_hs256
 from config import Config
+from jsonutil import dumps
 from support.app_harness import TOKEN, AppHarness, Reply, message_body
 
 JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"
@@ -211,3 +212,21 @@ def test_an_export_of_another_user_is_403() -> None:
     token = sign_hs256({"sub": "alice", "exp": int(time.time()) + 60}, JWT_SECRET.encode())
     assert h.request("GET", "/v1/users/bob/export", token=token).status == 403
     assert h.request("GET", "/v1/users/alice/export", token=token).body == b""
+
+
+# -- listings send records as stored ---------------------------------------------------------------
+
+
+def test_a_listing_sends_each_record_as_stored_which_is_its_canonical_json() -> None:
+    h = AppHarness()
+    post(h, "m1", 10)
+    post(h, "m2", 20)
+    h.request("PATCH", "/v1/messages/m1", json_body={"content": "ünïcode ✓", "metadata": {"b": 1}})
+    reply = h.request("GET", "/v1/conversations/c/messages", "limit=1&order=asc")
+    assert reply.status == 200, reply.body
+    stored = [h.kv.snapshot()[f"chat:{i}"] for i in ("m1",)]
+    # The body is byte for byte what serializing the parsed page gives.
+    assert reply.body == dumps(reply.json).encode("utf-8")
+    assert reply.body.decode("utf-8").startswith('{"messages":[' + stored[0] + "]")
+    assert ids(reply.json["messages"]) == ["m1"]
+    assert reply.json["next_cursor"] is not None

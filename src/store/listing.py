@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 
 from cursor import CursorScope
 from errors import StorageUnavailable
 from index.sorted_index import IndexView
 from index.zset import MAX_SCORE, MIN_SCORE, Entry
+from jsonutil import is_int
 from kvformat import MESSAGE_PREFIX, message_key, participants_key, participation_member
-from storage.kv import get_many_with_metadata
+from storage.kv import ValueWithMetadata, get_many_with_metadata
 from store.activity import Activity
 from store.model import (
     Context,
@@ -19,10 +21,8 @@ from store.model import (
     Order,
     Page,
     RangeQuery,
-    Record,
     ReindexResult,
     Scope,
-    record_from,
 )
 from store.shared import Shared
 
@@ -44,7 +44,7 @@ class Listing:
         run = await _collect(self._shared, view, start, query.end,
                              rev=query.order == "desc", limit=query.limit, after=position)
         next_cursor = cursors.encode(cursor_scope, run.last) if run.more and run.last else None
-        return Page([stored.message for stored in run.records], next_cursor)
+        return Page(run.texts, next_cursor)
 
     async def export_page(self, scope: Scope, limit: int, cursor: str | None) -> ExportPage:
         """Up to ``limit`` messages, oldest first, each as the JSON text stored for it."""
@@ -53,7 +53,7 @@ class Listing:
         cursor_scope = CursorScope(scope.index, "asc", MIN_SCORE, MAX_SCORE)
         position = cursors.decode(cursor, cursor_scope) if cursor else None
         run = await _collect(self._shared, view, self._shared.floor(), MAX_SCORE, rev=False,
-                             limit=limit, after=position, raw=True)
+                             limit=limit, after=position)
         next_cursor = cursors.encode(cursor_scope, run.last) if run.more and run.last else None
         return ExportPage(run.texts, next_cursor)
 
@@ -75,9 +75,9 @@ class Listing:
             return cursors.encode(scope_of_listing, run.last or here)
 
         return Context(
-            before=[stored.message for stored in reversed(older.records)],
+            before=older.messages[::-1],
             message=message,
-            after=[stored.message for stored in newer.records],
+            after=newer.messages,
             before_cursor=cursor(older, "desc"),
             after_cursor=cursor(newer, "asc"),
         )
@@ -125,24 +125,28 @@ class Listing:
 
 @dataclass
 class _Run:
-    """Messages read along an index in one direction: the records (or their stored text), the
-    last entry examined and whether the index goes on past it."""
+    """Messages read along an index in one direction: their stored JSON text, the last entry
+    examined and whether the index goes on past it."""
 
-    records: list[Record] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     last: Entry | None = None
     more: bool = False
 
+    @property
+    def messages(self) -> list[Message]:
+        return [json.loads(text) for text in self.texts]
+
 
 async def _collect(
     shared: Shared, view: IndexView, start: int, end: int, *, rev: bool, limit: int,
-    after: Entry | None, raw: bool = False,
+    after: Entry | None,
 ) -> _Run:
-    """Up to ``limit`` messages along ``view`` past ``after``, skipping entries whose message is
-    gone (which may take another round to fill the page)."""
+    """Up to ``limit`` messages along ``view`` past ``after``, as their stored JSON text,
+    skipping entries whose message is gone (which may take another round to fill the page).
+    Records are not parsed: the timestamp comes from their metadata."""
     run = _Run(last=after)
-    while len(run.texts if raw else run.records) < limit:
-        want = limit - len(run.texts if raw else run.records)
+    while len(run.texts) < limit:
+        want = limit - len(run.texts)
         batch = await view.zrange_by_score(start, end, rev=rev, limit=want, after=run.last)
         if not batch:
             break
@@ -153,14 +157,18 @@ async def _collect(
         # or a reindex removes it); one whose record has moved meanwhile (its move not yet
         # folded, or two moves racing) is shown only inside the range asked for.
         for value in found:
-            if value is None:
-                continue
-            stored = record_from(value)
-            if start <= stored.message["timestamp"] <= end:
-                run.records.append(stored)
-                if raw:
-                    run.texts.append(value.value)
+            if value is not None and start <= _timestamp(value) <= end:
+                run.texts.append(value.value)
         run.last = batch[-1]
     run.more = run.last is not None and bool(
         await view.zrange_by_score(start, end, rev=rev, limit=1, after=run.last))
     return run
+
+
+def _timestamp(record: ValueWithMetadata) -> int:
+    """A record's timestamp, from its metadata (``s``, written with it), else from its JSON."""
+    stamped: object = (record.metadata or {}).get("s")
+    if is_int(stamped):
+        return stamped
+    timestamp: int = json.loads(record.value)["timestamp"]
+    return timestamp

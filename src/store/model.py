@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from index.zset import MAX_SCORE, MIN_SCORE
@@ -69,8 +70,16 @@ class Scope:
 
 @dataclass(frozen=True)
 class Page:
-    messages: list[Message]
+    """A page of messages as the JSON text stored for each: a response sends them on as they
+    are, with no parse and re-serialisation per record; ``messages`` parses them for Python
+    callers (once)."""
+
+    texts: list[str]
     next_cursor: str | None
+
+    @cached_property
+    def messages(self) -> list[Message]:
+        return [json.loads(text) for text in self.texts]
 
 
 @dataclass(frozen=True)
