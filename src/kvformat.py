@@ -429,12 +429,16 @@ def journal_key_time(key: str, prefix: str, metadata: dict[str, Any] | None) -> 
     return written, legacy
 
 
-def decode_root(value: str | None, meta: dict[str, Any] | None) -> Root:
-    """A root as stored (``None``: no root yet, so nothing folded and nothing to collect)."""
+def decode_root(
+    value: str | None, meta: dict[str, Any] | None, head: SortedSet | None = None
+) -> Root:
+    """A root as stored (``None``: no root yet, so nothing folded and nothing to collect);
+    ``head``: ``value`` already parsed."""
     if value is None:
         return Root(SortedSet(), oldest=None)
     meta = meta or {}
-    head = SortedSet.from_sorted(parse_entries(value))
+    if head is None:
+        head = SortedSet.from_sorted(parse_entries(value))
     manifest_key = meta.get("m")
     lo = meta.get("lo")
     head_lo = BOTTOM

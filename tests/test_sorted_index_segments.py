@@ -329,6 +329,32 @@ def test_segments_and_manifests_are_read_from_kv_once_per_isolate() -> None:
     asyncio.run(run())
 
 
+def test_a_root_whose_text_is_unchanged_is_not_parsed_again() -> None:
+    """The root is read every time (it changes with every pass), but the isolate keeps the last
+    text it parsed (or wrote) per index, so the same text gives the same parsed head, and a
+    changed text a fresh one."""
+
+    async def run() -> None:
+        h = Harness()
+        cache: IndexObjects = ObjectCache()
+        h.store = IndexStore(h.kv, h.clock, SETTLE_MS, TINY, cache)
+        await h.apply(Op.add("chat:a", 1))
+        await h.store.compact(await h.store.read(INDEX))
+        first = (await h.store.read(INDEX)).root.head
+        again = (await h.store.read(INDEX)).root.head
+        assert again is first
+        cold = IndexStore(h.kv, h.clock, SETTLE_MS, TINY, ObjectCache())
+        assert (await cold.read(INDEX)).root.head is not first
+        await h.apply(Op.add("chat:b", 2))
+        await h.store.compact(await h.store.read(INDEX))
+        changed = (await h.store.read(INDEX)).root.head
+        assert changed is not first
+        assert [e.member for e in changed.entries()] == ["chat:a", "chat:b"]
+        assert [e.member for e in first.entries()] == ["chat:a"], "never modified"
+
+    asyncio.run(run())
+
+
 def test_a_full_pass_does_not_refold_an_import_already_in_place() -> None:
     """Within the settle time every full pass lists the same ops again. Members already at their
     final position in a segment must not be folded again: that cost grows with everything

@@ -214,8 +214,10 @@ class Compactor:
             root = await self._reshaper.reshape(view, touched, root)
         if self._clock_ms() - view.read_ms > MAX_COMPACTION_MS:
             return False  # too slow: a newer root may exist (rule 2); what we wrote is leaked
-        await self._kv.put(view.index, dump_entries(root.head), metadata=root.metadata())
+        text = dump_entries(root.head)
+        await self._kv.put(view.index, text, metadata=root.metadata())
         self._structure.remember_folded(view, root)
+        self._structure.remember_head(view.index, text, root.head)
         return True
 
     async def _sweep(self, view: IndexView, touched: dict[str | None, SortedSet]) -> bool:

@@ -50,9 +50,19 @@ class Folded:
     entries: dict[str, int]
 
 
+@dataclass(frozen=True)
+class ParsedHead:
+    """A root's value as last read, parsed: the next read of the same text skips the parse
+    (a root changes on every pass, but reads outnumber passes)."""
+
+    text: str
+    head: SortedSet
+
+
 # Also the parsed ops of journal pieces (uniquely named, never changed): a full pass lists the
 # whole settle window again every few seconds, a whole import's ops after one.
-IndexObjects = ObjectCache[SortedSet | Manifest | Folded | tuple[Op, ...]]
+IndexObjects = ObjectCache[SortedSet | Manifest | Folded | ParsedHead | tuple[Op, ...]]
+HEAD_PREFIX = "head:"  # per-isolate cache keys only, never stored in KV
 
 
 class Structure:
@@ -66,8 +76,19 @@ class Structure:
 
     async def root(self, index: str) -> Root:
         stored = await self._kv.get_with_metadata(index)
-        return decode_root(None, None) if stored is None else decode_root(stored.value,
-                                                                          stored.metadata)
+        if stored is None:
+            return decode_root(None, None)
+        cached = self._cache.get(HEAD_PREFIX + index) if self._cache is not None else None
+        if isinstance(cached, ParsedHead) and cached.text == stored.value:
+            return decode_root(stored.value, stored.metadata, cached.head)
+        root = decode_root(stored.value, stored.metadata)
+        self.remember_head(index, stored.value, root.head)
+        return root
+
+    def remember_head(self, index: str, text: str, head: SortedSet) -> None:
+        """``text`` (a root's value) parses to ``head``, which nobody modifies."""
+        if self._cache is not None:
+            self._cache.put(HEAD_PREFIX + index, ParsedHead(text, head), len(head))
 
     async def manifest(self, key: str | None) -> Manifest:
         if key is None:
