@@ -201,7 +201,7 @@ def test_decorate_allowed_origin() -> None:
     assert response.headers[:2] == PROBLEM.headers
     assert cors_headers(response) == {
         "access-control-allow-origin": APP,
-        "access-control-expose-headers": "retry-after",
+        "access-control-expose-headers": "retry-after, chat-store-next-cursor, link",
     }
     assert response.header("vary") == "Origin"
 

@@ -40,8 +40,9 @@ ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE")
 # echoed, so the browser refuses the request. Echoing the whole fixed list instead of the
 # requested subset keeps the answer independent of Access-Control-Request-Headers.
 ALLOWED_REQUEST_HEADERS = ("authorization", "content-type")
-# Retry-After is not a CORS-safelisted response header; clients need it on 429 and 503.
-EXPOSED_HEADERS = ("retry-after",)
+# Not CORS-safelisted response headers, which browser clients need: Retry-After on 429 and 503,
+# and an export's next page (Chat-Store-Next-Cursor, Link).
+EXPOSED_HEADERS = ("retry-after", "chat-store-next-cursor", "link")
 MAX_MAX_AGE = 86_400  # Firefox's cap; Chromium caps at 7200 on its own
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
