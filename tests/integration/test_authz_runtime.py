@@ -412,6 +412,20 @@ def test_preflight_from_another_origin_gets_no_cors_headers(http: httpx.Client) 
     assert [k for k in reply.headers if k.lower().startswith("access-control-")] == []
 
 
+def test_a_browser_on_the_allowed_origin_may_read_an_exports_next_page(
+    http: httpx.Client,
+) -> None:
+    user = new_user("exporter")
+    for _ in range(3):
+        assert service(http, "POST", "/v1/messages", json=create_body(user)).status_code == 201
+    page = service(http, "GET", f"/v1/users/{user}/export", params={"limit": 2},
+                   headers={"Origin": ORIGIN})
+    assert page.status_code == 200, page.text
+    assert page.headers["chat-store-next-cursor"]
+    exposed = {h.strip() for h in page.headers["access-control-expose-headers"].split(",")}
+    assert {"retry-after", "chat-store-next-cursor", "link"} <= exposed
+
+
 def test_actual_responses_are_decorated_for_the_allowed_origin_only(http: httpx.Client) -> None:
     ok = service(http, "GET", f"/v1/users/{BOB}/messages/count", headers={"Origin": ORIGIN})
     assert ok.headers["access-control-allow-origin"] == ORIGIN
