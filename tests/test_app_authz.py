@@ -633,7 +633,7 @@ def test_allowed_origin_is_decorated_on_normal_and_error_responses() -> None:
         assert name.split("-")[0] in (str(reply.status), "health"), (name, reply.status)
         assert cors_headers(reply) == {
             "access-control-allow-origin": ORIGIN,
-            "access-control-expose-headers": "retry-after",
+            "access-control-expose-headers": "retry-after, chat-store-next-cursor, link",
         }, name
         assert reply.header("vary") == "Origin", name
         assert reply.header("access-control-allow-credentials") is None
