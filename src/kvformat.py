@@ -199,6 +199,8 @@ class Root:
     pass_id: str | None = None
     # When a pass last dropped what retention removed (None: never).
     swept: int | None = None
+    # The read found no root (not stored: a fact about one read).
+    absent: bool = False
 
     def metadata(self) -> dict[str, object]:
         """The root's KV metadata: ``at``, ``i``, ``v``, ``nf``, ``j``, then ``m``/``lo``/``g``
@@ -435,7 +437,7 @@ def decode_root(
     """A root as stored (``None``: no root yet, so nothing folded and nothing to collect);
     ``head``: ``value`` already parsed."""
     if value is None:
-        return Root(SortedSet(), oldest=None)
+        return Root(SortedSet(), oldest=None, absent=True)
     meta = meta or {}
     if head is None:
         head = SortedSet.from_sorted(parse_entries(value))

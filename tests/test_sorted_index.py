@@ -1220,3 +1220,48 @@ def test_random_concurrent_requests_with_timely_compactions_never_lose_a_write(
     so a failure here and not above points away from stale compactors.
     """
     run(run_requests(batch, DEFAULT_SETTLE_MS, layout))
+
+
+class MissingRootKV(LaggingKV):
+    """Answers the next read of the index root as if there were none (a cached miss at the
+    edge; the local simulator's get racing an overwrite from another process)."""
+
+    def __init__(self, inner: MemoryKV) -> None:
+        super().__init__(inner)
+        self.miss_next_root = False
+
+    async def get_with_metadata(self, key: str) -> ValueWithMetadata | None:
+        if key == INDEX and self.miss_next_root:
+            self.miss_next_root = False
+            return None
+        return await self.inner.get_with_metadata(key)
+
+
+def test_a_pass_that_missed_an_existing_root_does_not_replace_it() -> None:
+    """Entries folded long ago are no longer in the journal: a pass that read "no root" folds
+    the journal alone, and writing that would drop them all."""
+
+    async def scenario() -> None:
+        w = World(settle_ms=SHORT_SETTLE_MS)
+        kv = MissingRootKV(w.kv)
+        w.lagging = kv
+        w.store = IndexStore(kv, w.clock, SHORT_SETTLE_MS, None, ObjectCache())
+        await w.record(w.ops(("add", "chat:old1", 1), ("add", "chat:old2", 2)))
+        for _ in range(4):  # fold, confirm, then collect the journal (rule 3)
+            await w.advance(w.store.collection_delay_ms)
+            await w.read_and_compact()
+        assert w.journal_keys() == [] and [e.member for e in w.head()] == ["chat:old1",
+                                                                           "chat:old2"]
+        await w.record(w.ops(("add", "chat:new", 3)))
+        kv.miss_next_root = True
+        view = await w.read()
+        assert view.root.absent and [e.member for e in await view.zrange_by_score()] == [
+            "chat:new"]
+        assert not await w.compact(view)
+        assert [e.member for e in w.head()] == ["chat:old1", "chat:old2"]
+        await w.advance(SHORT_SETTLE_MS)
+        await w.read_and_compact()
+        assert [e.member for e in await w.live()] == ["chat:old1", "chat:old2", "chat:new"]
+        await w.check()
+
+    run(scenario())

@@ -214,6 +214,12 @@ class Compactor:
             root = await self._reshaper.reshape(view, touched, root)
         if self._clock_ms() - view.read_ms > MAX_COMPACTION_MS:
             return False  # too slow: a newer root may exist (rule 2); what we wrote is leaked
+        if view.root.absent and await self._kv.get(view.index) is not None:
+            # A pass over "no root" folds the journal alone, so it must not replace a root that
+            # exists after all: one written meanwhile, or one the read missed (a get racing an
+            # overwrite from another process in the local simulator; a cached miss at the
+            # edge), whose entries may be long gone from the journal. A later pass folds this.
+            return False
         text = dump_entries(root.head)
         await self._kv.put(view.index, text, metadata=root.metadata())
         self._structure.remember_folded(view, root)
