@@ -35,6 +35,7 @@ from index.sorted_index import (
     MAX_COMPACTION_MS,
     MAX_GC_DELETES,
     MAX_READ_ENTRIES,
+    PAGE_GROWTH,
     IndexStore,
     IndexView,
     Layout,
@@ -740,8 +741,8 @@ def test_kv_operation_counts_are_small_and_do_not_grow(journal_size: int) -> Non
         await w.advance(w.store.put_ms)  # a pass vouches only for puts that long ago (rule 5)
         w.kv.reset_counters()
         view = await w.read()
-        # The root and the listing, newest first: a small first page, then full pages.
-        pages = 1 if journal_size <= FIRST_PAGE else 2
+        # The root and the listing, newest first: a small first page, then growing pages.
+        pages = len(list_pages(journal_size))
         assert (w.kv.reads, w.kv.lists, w.kv.ops) == (1, pages, 1 + pages)
         w.kv.reset_counters()
         assert await w.compact(view)
@@ -751,6 +752,56 @@ def test_kv_operation_counts_are_small_and_do_not_grow(journal_size: int) -> Non
         w.kv.reset_counters()
         await w.read()
         assert w.kv.ops == 2  # a big head, and a journal already folded, cost nothing more
+
+    run(scenario())
+
+
+def list_pages(keys: int) -> list[int]:
+    """The page sizes a walk of ``keys`` journal keys lists (the last page may be partial)."""
+    pages, limit = [], FIRST_PAGE
+    while True:
+        pages.append(min(keys, limit))
+        keys -= limit
+        if keys <= 0:  # KV says the listing is complete on a page that is not full
+            return pages
+        limit = min(1_000, limit * PAGE_GROWTH)
+
+
+def count_listed(kv: MemoryKV) -> list[int]:
+    """The number of keys of every listing page ``kv`` answers from now on."""
+    listed: list[int] = []
+    list_page = kv.list
+
+    async def counting(**options: Any) -> ListPage:
+        page = await list_page(**options)
+        listed.append(len(page.keys))
+        return page
+
+    kv.list = counting  # type: ignore[method-assign]
+    return listed
+
+
+def test_a_reader_one_page_short_lists_a_few_hundred_keys_not_a_thousand() -> None:
+    """A busy journal (written faster than passes collect it) holds thousands of entries; a
+    reader that needs a few more than the first page held must not pull KV's largest page of
+    keys (each with its ops) to get them."""
+
+    async def scenario() -> None:
+        w = World()
+        for n in range(1_900):
+            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
+            await w.advance(1)
+        await w.advance(w.store.put_ms)  # a pass vouches only for puts that long ago (rule 5)
+        assert await w.read_and_compact()
+        for n in range(1_900, 2_000):  # written after the pass: a trusting reader needs them
+            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
+            await w.advance(1)
+        listed = count_listed(w.kv)
+        view = await w.read()
+        assert len(view.journal) > FIRST_PAGE  # the first page was short
+        assert listed == [FIRST_PAGE, FIRST_PAGE * PAGE_GROWTH]
+        assert sorted(e.member for e in await view.zrange_by_score(0)) == sorted(
+            f"chat:m{n:05d}" for n in range(2_000))
 
     run(scenario())
 

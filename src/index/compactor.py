@@ -89,8 +89,10 @@ class Compactor:
         return root.swept is None or view.read_ms - root.swept >= self._retention.sweep_every_ms
 
     def _expired(self, index: str, entry: Entry, floor: int | None) -> bool:
-        time = entry_time(index, entry) if floor is not None else None
-        return time is not None and floor is not None and time < floor
+        if floor is None:
+            return False
+        time = entry_time(index, entry)
+        return time is not None and time < floor
 
     def _floor(self, view: IndexView) -> int | None:
         return None if self._retention is None else self._retention.floor(view.read_ms)

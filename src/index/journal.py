@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from errors import StorageUnavailable
-from index.rules import FIRST_PAGE, MAX_GC_DELETES, MAX_JOURNAL_ATTEMPTS, MAX_PROBES, Timing
+from index.rules import (
+    FIRST_PAGE,
+    MAX_GC_DELETES,
+    MAX_JOURNAL_ATTEMPTS,
+    MAX_PROBES,
+    PAGE_GROWTH,
+    Timing,
+)
 from index.structure import Structure
 from jsonutil import dumps
 from kvformat import (
@@ -118,7 +125,8 @@ class Journal:
         self, index: str, versions: str = "", *, with_ops: bool = True
     ) -> AsyncIterator[JournalEntry]:
         """The journal entries of ``index`` whose version starts with ``versions``, newest
-        first, listed a page at a time; without ``with_ops``, ops are left unparsed (None)."""
+        first, listed a page at a time (pages grow: see ``PAGE_GROWTH``); without ``with_ops``,
+        ops are left unparsed (None)."""
         prefix = journal_prefix(index)
         cursor: str | None = None
         limit = FIRST_PAGE
@@ -132,7 +140,7 @@ class Journal:
                 yield JournalEntry(key.name, written, ops, legacy)
             if page.list_complete or not page.cursor:
                 return
-            cursor, limit = page.cursor, MAX_LIST_LIMIT
+            cursor, limit = page.cursor, min(MAX_LIST_LIMIT, limit * PAGE_GROWTH)
 
     async def ops_of(self, entry: JournalEntry) -> tuple[Op, ...]:
         if entry.ops is not None:

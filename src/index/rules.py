@@ -21,8 +21,12 @@ MAX_GC_DELETES = 256
 # bounded whatever the write volume. Compactions are not capped (see ``IndexStore.read``).
 MAX_READ_ENTRIES = 1_000
 # The first listing page is small: a reader of a freshly compacted index needs only a few
-# entries, and a page carries every op of its keys across the FFI.
+# entries, and a page carries every op of its keys across the FFI. Each further page is
+# PAGE_GROWTH times larger (up to KV's 1,000): a reader that needs a few more entries than the
+# first page held (a pass running late under a burst) fetches a few hundred keys, not 1,000,
+# while a long walk (a full pass, a collection) still takes few round trips.
 FIRST_PAGE = 64
+PAGE_GROWTH = 4
 # How far below its horizon a full listing still reads ops, as position hints only: two racing
 # moves of one message (one request apart) may both name the same stale ``prev``, and only the
 # first one's op says where it put the member.

@@ -33,6 +33,7 @@ from index.rules import (
     MAX_PUT_MS,
     MAX_READ_ENTRIES,
     MIN_SETTLE_MS,
+    PAGE_GROWTH,
     Layout,
     Retention,
     Timing,
@@ -51,6 +52,7 @@ __all__ = [
     "MAX_PUT_MS",
     "MAX_READ_ENTRIES",
     "MIN_SETTLE_MS",
+    "PAGE_GROWTH",
     "Defer",
     "Folded",
     "IndexObjects",
@@ -118,6 +120,8 @@ class IndexStore:
 
     def after_read(self, view: IndexView) -> None:
         """Call with a view a request read: compacts (from it, if now) when it shows work."""
+        if self._defer is None or self._pacer.is_scheduled(view.index):
+            return  # the scheduled pass reads the index afresh and folds this view's work too
         if self.wants_compaction(view):
             self._compact_soon(view.index, view)
 
