@@ -15,13 +15,12 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from js import JSON, Headers, Object, Promise, Response, crypto, fetch
 from pyodide.ffi import JsException, create_proxy, to_js
 
-from auth.access import AccessVerifier, access_certs_url
 from config import Config, ConfigError
 from errors import InternalError, KVRateLimited, KVTransientError
 from jsonutil import dumps
@@ -30,6 +29,9 @@ from storage.retrying import RetryingKV
 from web.app import Service, problem_response
 from web.routing import Request
 from web.routing import Response as PyResponse
+
+if TYPE_CHECKING:
+    from auth.access import AccessVerifier
 
 log = logging.getLogger("chat_store")
 
@@ -194,6 +196,9 @@ class _Vars:
 def _access_verifier(config: Config) -> AccessVerifier | None:
     if not (config.access_team_domain and config.access_aud):
         return None
+    # Imported only where Access is configured: it is not part of other isolates' cold start.
+    from auth.access import AccessVerifier, access_certs_url
+
     fetcher: FetchJwks | StaticJwks = (
         StaticJwks(config.access_jwks) if config.access_jwks else FetchJwks()
     )

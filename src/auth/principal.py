@@ -37,12 +37,14 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from auth.access import AccessVerifier
 from auth.hs256 import InvalidToken, JWTSettings, verify_hs256
 from errors import Unauthorized
 from ids import is_valid_id
+
+if TYPE_CHECKING:
+    from auth.access import AccessVerifier
 
 __all__ = ["UNAUTHORIZED_DETAIL", "Authenticator", "Principal"]
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from auth.access import AccessVerifier
 from auth.hs256 import JWTSettings
 from auth.principal import Authenticator, Principal
 from chat_store import ChatStore, Message, MessageDraft, Scope
@@ -35,7 +34,6 @@ from errors import (
     ValidationError,
     problem_for,
 )
-from generated.openapi_spec import OPENAPI
 from ids import is_valid_id
 from index.object_cache import ObjectCache
 from index.pacer import CompactionPacer
@@ -54,6 +52,9 @@ from validation import (
 from web.cors import CorsPolicy
 from web.ratelimit import RateLimiter
 from web.routing import MatchKind, Request, Response, Router
+
+if TYPE_CHECKING:
+    from auth.access import AccessVerifier
 
 log = logging.getLogger("chat_store")
 
@@ -260,6 +261,10 @@ class App:
         return json_response(200, {"status": "ok"})
 
     async def openapi(self, request: Request, params: Params, principal: Principal) -> Response:
+        # Imported on first use: most isolates never serve it, and compiling its 50 KB is part
+        # of every cold start that imports it.
+        from generated.openapi_spec import OPENAPI
+
         return json_response(200, OPENAPI)
 
     async def create_message(
