@@ -1,12 +1,17 @@
 // The floor for bench/run.py: the least KV work an append and a newest-50 read can do.
+// bench/run.py compares chat-store's newest-50 read with /read?list=P (P: the user's journal
+// prefix), the floor doing the KV calls our read does; plain /read and /list are reported too.
 //
 // POST /append?user=U  -> put the message record (a ~300-byte JSON body, like chat-store's
 //                         `chat:{id}`), then put one small index key; 201 {"id": n}.
-// GET  /read?user=U[&limit=N]
+// GET  /read?user=U[&limit=N][&list=P]
 //                      -> get one small key (the index), then the 50 (or N) newest records
 //                         with that many gets in parallel; 200 {"messages": [...records...]}.
-// GET  /list?prefix=P  -> one KV list of prefix P (the journal listing every chat-store read
-//                         and compaction makes, which the floor's read does not): 200 {"keys": n}.
+//                         With list=P, between the two: one KV list of prefix P, awaited, as
+//                         chat-store's read lists its index's journal (get the index, list, then
+//                         the gets in parallel); the response then also has "listed": n keys.
+// GET  /list?prefix=P  -> one KV list of prefix P alone (the journal listing every chat-store
+//                         read, count and compaction makes): 200 {"keys": n}.
 // GET  /health         -> 200 "ok".
 //
 // Keys live under "floor:" so they never mix with chat-store's own keys.
@@ -49,8 +54,15 @@ async function append(url, env) {
 async function read(url, env) {
   const user = url.searchParams.get("user") || "floor";
   const index = await env.CHAT_KV.get(indexKey(user), "json");
+  const prefix = url.searchParams.get("list");
+  let listed = null;
+  if (prefix !== null) {
+    const page = await env.CHAT_KV.list({ prefix });
+    listed = page.keys.length;
+  }
+  const extra = listed === null ? {} : { listed };
   if (index === null) {
-    return Response.json({ messages: [] });
+    return Response.json({ messages: [], ...extra });
   }
   const limit = Number(url.searchParams.get("limit") || PAGE);
   const keys = [];
@@ -59,7 +71,7 @@ async function read(url, env) {
   }
   const values = await Promise.all(keys.map((key) => env.CHAT_KV.get(key)));
   const messages = values.filter((v) => v !== null).map((v) => JSON.parse(v));
-  return Response.json({ messages });
+  return Response.json({ messages, ...extra });
 }
 
 async function list(url, env) {
