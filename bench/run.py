@@ -125,6 +125,7 @@ OP_LABELS = {
 # chat-store's newest-50 read gets the index's root, lists its journal, then gets 50 records:
 # floor_read_list. (floor_read, without the list, is reported as it is informative.)
 FLOOR_OF = {"append": "floor_append", "newest50": "floor_read_list"}
+HELLO_OP = "python_hello"
 FLOOR_OPS = ("floor_append", "floor_read", "floor_read_list", "floor_read10", "floor_list")
 # Reads of 50 records: judged at histories of PAGE or more only (smaller ones fetch fewer).
 READS_50 = ("newest50", "range_mid", "deep_page")
@@ -946,6 +947,18 @@ def cold_start(
     return out
 
 
+def measure_hello(hello: LocalWorker, timer: Timer) -> OpResult:
+    """The hello-world Python Worker's requests, timed like every cell (latency, runtime CPU)."""
+    hello.start()
+    workers, timer.workers = timer.workers, [hello]
+    try:
+        with httpx.Client(base_url=hello.base_url, timeout=120) as c:
+            return timer.run(HELLO_OP, 0, hello, lambda i: check(c.get("/")))
+    finally:
+        timer.workers = workers
+        hello.stop()
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -1494,6 +1507,16 @@ def cpu_notes(data: dict[str, Any]) -> list[str]:
             "compactions, paced to one per index per second). At the edge a list is a network "
             "round trip instead."
         )
+    hello = next((r for r in data["results"] if r["op"] == HELLO_OP), None)
+    hello_cpu = hello["cpu_ms_per_req"].get("runtime") if hello else None
+    if hello is not None and hello_cpu is not None:
+        notes.append(
+            f"A request to the hello-world Python Worker (`bench/hello-python`: "
+            f"it returns \"ok\" and calls no KV) costs the runtime {hello_cpu:.1f} ms CPU "
+            f"({hello['median_ms']:.1f} ms median "
+            "latency): what any Python Worker request costs in this runtime (Pyodide turning "
+            "the request and response across the FFI), inside every Python estimate above."
+        )
     read_list = floor_ref(floor, "floor_read_list")
     if read_list is not None and read_list.summed:
         notes.append(
@@ -1763,6 +1786,9 @@ def main(argv: list[str] | None = None) -> int:
         hello = chat.sibling(config=HELLO_CONFIG, vars={})
         for _ in range(args.cold_starts):
             cold.extend(cold_start(chat, floor, hello, sizes[-1]))
+        # 6. what any request to a Python Worker costs in this runtime (Pyodide's request and
+        # response conversion), a part of every Python figure that no code of ours can cut
+        results.append(measure_hello(hello, timer))
     finally:
         if args.keep_state:
             log(f"state kept in {work}")
