@@ -17,6 +17,7 @@ indexes, cursors). The values and constants other modules use are importable fro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -98,7 +99,8 @@ class ChatStore:
         shared = Shared(kv, clock_ms, indexes, CursorCodec(cursor_secret), retention_ms)
         activity = Activity(shared)
         plans = Plans(shared, activity)
-        self._creator = Creator(shared, plans, activity)
+        self._creator = Creator(shared, plans, activity, defer,
+                                pacer.sleep if pacer is not None else asyncio.sleep)
         self._messages = Messages(shared, plans, activity)
         self._listing = Listing(shared, activity)
         self._eraser = Eraser(shared, plans, activity)

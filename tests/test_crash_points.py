@@ -30,7 +30,9 @@ from typing import Any
 
 import pytest
 
+from errors import KVTransientError
 from kvformat import JOURNAL_PREFIX, MESSAGE_PREFIX, intent_key, message_key
+from storage.kv import MAX_LIST_LIMIT, ListPage, Metadata, ValueWithMetadata
 from support.aio import run
 from support.app_harness import Reply, message_body
 from support.clock import ManualClock
@@ -594,6 +596,71 @@ def test_a_create_whose_write_fails_leaves_no_counted_entry_behind(
                 assert await h.acount(path) == 1
         else:
             assert not [m for m in records(h.memory).values() if m["user_id"] == "u3"]
+
+    run(scenario())
+
+
+class WritesOfKeysFail:
+    """Over ``inner``: the next ``times`` puts and deletes of keys starting with ``prefix``
+    fail as KV trouble does (503 after the retries); everything else passes through."""
+
+    def __init__(self, inner: MemoryKV, prefix: str, times: int) -> None:
+        self.inner, self.prefix, self.times = inner, prefix, times
+
+    def _fail(self, key: str) -> None:
+        if key.startswith(self.prefix) and self.times > 0:
+            self.times -= 1
+            raise KVTransientError()
+
+    async def get(self, key: str) -> str | None:
+        return await self.inner.get(key)
+
+    async def get_with_metadata(self, key: str) -> ValueWithMetadata | None:
+        return await self.inner.get_with_metadata(key)
+
+    async def put(self, key: str, value: str, *, metadata: Metadata | None = None,
+                  expiration: int | None = None) -> None:
+        self._fail(key)
+        await self.inner.put(key, value, metadata=metadata, expiration=expiration)
+
+    async def delete(self, key: str) -> None:
+        self._fail(key)
+        await self.inner.delete(key)
+
+    async def list(self, *, prefix: str = "", limit: int = MAX_LIST_LIMIT,
+                   cursor: str | None = None) -> ListPage:
+        return await self.inner.list(prefix=prefix, limit=limit, cursor=cursor)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one", "batch"])
+def test_a_withdrawal_that_kv_trouble_cuts_short_goes_on_after_the_response(
+    batch: bool,
+) -> None:
+    """A create with a server-made id whose record write fails withdraws what it wrote; when
+    the record delete of that withdrawal fails too, it goes on after the 503 (deferred work,
+    after a pause), so neither an uncounted entry nor a second copy of the message (once the
+    client sends it again, under a new id) is left."""
+
+    async def scenario() -> None:
+        h, _ = fresh()
+        body = message_body(user_id="u3", conversation_id="c3", timestamp=42)  # no id
+        # The record put, then the withdrawal's record delete, fail; the pause lets KV recover.
+        h.use(WritesOfKeysFail(h.memory, MESSAGE_PREFIX, times=2))
+        path, payload = (("/v1/messages/batch", {"messages": [body]}) if batch
+                         else ("/v1/messages", body))
+        assert_storage_unavailable(await h.arequest("POST", path, json_body=payload))
+        h.heal()
+        for scope in ("users/u3", "conversations/c3"):
+            assert await h.alist_all(scope) == []
+            assert await h.acount(scope) == 0
+        assert not [m for m in records(h.memory).values() if m["user_id"] == "u3"]
+        again = await h.arequest("POST", path, json_body=payload)  # the client's retry
+        assert again.status == 201, again.body
+        for scope in ("users/u3", "conversations/c3"):
+            assert len(await h.alist_all(scope)) == 1
+            assert await h.acount(scope) == 1
+        listed = await h.arequest("GET", "/v1/users/u3/conversations")
+        assert [c["id"] for c in listed.json["conversations"]] == ["c3"]
 
     run(scenario())
 

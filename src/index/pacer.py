@@ -59,5 +59,10 @@ class CompactionPacer:
         if len(self._started) > MAX_TRACKED:
             del self._started[next(iter(self._started))]
 
+    @property
+    def sleep(self) -> Callable[[float], Awaitable[object]]:
+        """How this isolate waits (``asyncio.sleep``; a fake clock's in tests)."""
+        return self._sleep
+
     def is_scheduled(self, index: str) -> bool:
         return index in self._scheduled

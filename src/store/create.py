@@ -4,13 +4,14 @@ plans of deletes or erases still under way settled first."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from errors import Conflict, RetentionExpired, StorageUnavailable
 from ids import new_ulid
+from index.sorted_index import Defer
 from kvformat import Op, intent_key, message_key
 from storage.kv import get_many_with_metadata
 from store.activity import Activity
@@ -25,6 +26,13 @@ from store.model import (
 )
 from store.plans import Plans
 from store.shared import Shared
+
+log = logging.getLogger("chat_store")
+
+# A withdrawal that KV trouble cut short goes on after the response, after these pauses
+# (seconds; within the 30 s ``waitUntil`` grants): the trouble that failed the create is
+# often still there at once.
+WITHDRAW_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
 
 
 def _client_fields(message: Message) -> dict[str, Any]:
@@ -101,10 +109,15 @@ def _conversations(messages: list[Message]) -> set[str]:
 
 
 class Creator:
-    def __init__(self, shared: Shared, plans: Plans, activity: Activity) -> None:
+    def __init__(
+        self, shared: Shared, plans: Plans, activity: Activity, defer: Defer,
+        sleep: Callable[[float], Awaitable[object]],
+    ) -> None:
         self._shared = shared
         self._plans = plans
         self._activity = activity
+        self._defer = defer
+        self._sleep = sleep
 
     async def create_many(self, drafts: Sequence[MessageDraft]) -> tuple[list[Message], list[bool]]:
         """All-or-nothing: conflicts are found before anything is written."""
@@ -137,9 +150,12 @@ class Creator:
         except StorageUnavailable:
             # A client that chose the ids sends them again (and so completes the message); a
             # server-made id is never seen again, so its entries are withdrawn, lest they be
-            # counted until a repair. Nobody else can be writing a fresh ULID.
-            await self._withdraw([m for m, d in zip(messages, drafts, strict=True)
-                                  if d.id is None])
+            # counted until a repair (or, its record written, listed twice once the client
+            # retries). Nobody else can be writing a fresh ULID.
+            left = await self._withdraw([m for m, d in zip(messages, drafts, strict=True)
+                                         if d.id is None])
+            if left:
+                self._defer(self._withdraw_later(left))
             raise
         return messages, created
 
@@ -174,10 +190,11 @@ class Creator:
                     break
         return by_id
 
-    async def _withdraw(self, messages: list[Message]) -> None:
-        """Best effort, after a failed create: delete each record that may have been written,
-        then journal the removal of the entries whose record is surely gone. An entry whose
-        record could not be deleted stays, so that an erase still finds the record."""
+    async def _withdraw(self, messages: list[Message]) -> list[Message]:
+        """After a failed create: delete each record that may have been written, then journal
+        the removal of the entries whose record is surely gone and refresh their conversations'
+        lists. An entry whose record could not be deleted stays, so that an erase still finds
+        the record. Returns the messages not surely withdrawn (KV trouble), to try again."""
 
         async def delete(message: Message) -> bool:
             try:
@@ -187,16 +204,29 @@ class Creator:
             return True
 
         gone = await asyncio.gather(*(delete(m) for m in messages))
+        withdrawn = [m for m, deleted in zip(messages, gone, strict=True) if deleted]
+        left = [m for m, deleted in zip(messages, gone, strict=True) if not deleted]
         ops: dict[str, list[Op]] = {}
-        for message, deleted in zip(messages, gone, strict=True):
-            if deleted:
-                gone_op = Op.rem(message_key(message["id"]), message["timestamp"])
-                ops = merge_ops(ops, message_ops(message, gone_op))
-        with contextlib.suppress(StorageUnavailable):
+        for message in withdrawn:
+            gone_op = Op.rem(message_key(message["id"]), message["timestamp"])
+            ops = merge_ops(ops, message_ops(message, gone_op))
+        try:
             await self._shared.journal(ops)
-            withdrawn = [m for m, deleted in zip(messages, gone, strict=True) if deleted]
             await self._activity.refresh_all({
                 c: ({m["user_id"] for m in withdrawn if m.get("conversation_id") == c},
                     {message_key(m["id"]): (m["timestamp"],) for m in withdrawn
                      if m.get("conversation_id") == c})
                 for c in _conversations(withdrawn)})
+        except StorageUnavailable:
+            return messages  # all again: deleting a record twice, or journaling twice, is harmless
+        return left
+
+    async def _withdraw_later(self, messages: list[Message]) -> None:
+        """Deferred work: :meth:`_withdraw` again, after pauses, until it is done."""
+        for delay in WITHDRAW_RETRY_DELAYS_S:
+            await self._sleep(delay)
+            messages = await self._withdraw(messages)
+            if not messages:
+                return
+        log.warning("withdrawing failed creates gave up; a reindex or an erase removes %s",
+                    ", ".join(m["id"] for m in messages))

@@ -63,9 +63,18 @@ class Shared:
         return [None if f is None else record_from(f) for f in found]
 
     async def journal(self, ops_by_index: dict[str, list[Op]]) -> None:
-        await asyncio.gather(*(self.indexes.append(i, ops) for i, ops in ops_by_index.items()))
-        for index in ops_by_index:
-            self.indexes.after_write(index)
+        """Journal the ops of every index; when one fails, raises once all have finished, so
+        that nothing this call writes can land after a correction that follows it."""
+        done = await asyncio.gather(
+            *(self.indexes.append(i, ops) for i, ops in ops_by_index.items()),
+            return_exceptions=True,
+        )
+        for index, outcome in zip(ops_by_index, done, strict=True):
+            if not isinstance(outcome, BaseException):
+                self.indexes.after_write(index)
+        failure = next((e for e in done if isinstance(e, BaseException)), None)
+        if failure is not None:
+            raise failure
 
     async def view(self, scope: Scope) -> IndexView:
         view = await self.indexes.read(scope.index)

@@ -81,9 +81,13 @@ class FaultHarness(AppHarness):
         """Serve the following requests from ``kv`` (e.g. a ``FaultyKV`` over ``self.memory``)."""
         # Compactions after every write, and no cached index objects: every KV call a request
         # makes is one it makes in a fresh isolate, and so a crash point.
-        service = Service(self.config, pacer=CompactionPacer(interval_ms=0),
+        # Deferred work that waits (a withdrawal retried after a pause) waits on this clock.
+        service = Service(self.config, pacer=CompactionPacer(interval_ms=0, sleep=self._sleep),
                           index_objects=ObjectCache(max_weight=0))
         self.app = service.bind(kv, self.clock, self.deferred.append)
+
+    async def _sleep(self, seconds: float) -> None:
+        self.clock.advance(round(seconds * 1000))
 
     def heal(self) -> None:
         self.use(self.memory)
