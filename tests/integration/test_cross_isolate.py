@@ -72,6 +72,9 @@ LOG_FAILURES = ("deferred work failed", "unhandled error", "Traceback")
 # looks like too. Clients here retry those like any well-behaved client would.
 SIMULATOR_BUSY = "SQLITE_BUSY"
 TRANSIENT_DETAIL = "storage is temporarily unavailable; retry later"
+# The other 503 that KV trouble gives, before anything is acknowledged: journal puts slower
+# than the settle time allows (``Journal.append``), which a busy machine's simulator produces.
+SLOW_JOURNAL = re.compile(r"journal writes to \S+ kept taking longer than \d+ ms")
 ATTEMPTS = 6
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -81,16 +84,23 @@ Array = list[dict[str, Any]]
 # -- every request either worker answered in this module ---------------------------------
 
 
-def is_transient(status: int, content: bytes) -> bool:
-    """503 ``storage_unavailable`` for KV trouble (not e.g. a missing segment, also a 503)."""
+def transient_detail(status: int, content: bytes) -> str | None:
+    """The detail of a 503 ``storage_unavailable`` for KV trouble (failing or too slow), else
+    None (e.g. a missing segment, also a 503)."""
     if status != 503:
-        return False
+        return None
     try:
         problem = json.loads(content)
     except ValueError:
-        return False
-    return (isinstance(problem, dict) and problem.get("code") == "storage_unavailable"
-            and problem.get("detail") == TRANSIENT_DETAIL)
+        return None
+    if not (isinstance(problem, dict) and problem.get("code") == "storage_unavailable"):
+        return None
+    detail = str(problem.get("detail"))
+    return detail if detail == TRANSIENT_DETAIL or SLOW_JOURNAL.fullmatch(detail) else None
+
+
+def is_transient(status: int, content: bytes) -> bool:
+    return transient_detail(status, content) is not None
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,11 @@ class Call:
     @property
     def transient(self) -> bool:
         return is_transient(self.status, self.detail.encode())
+
+    @property
+    def slow_journal(self) -> bool:
+        detail = transient_detail(self.status, self.detail.encode())
+        return detail is not None and detail != TRANSIENT_DETAIL
 
     def __str__(self) -> str:
         retry = f" (attempt {self.attempt})" if self.attempt > 1 else ""
@@ -520,6 +535,15 @@ def explain(problems: Problems, traffic: Traffic, trouble: set[str], labels: dic
     acknowledged ones first)."""
     for message_id in sorted(trouble, key=lambda i: (i not in acknowledged, i))[:16]:
         problems.found.append(traffic.history(message_id, labels.get(message_id, "")))
+    if trouble - acknowledged:  # ids no answer named: from an attempt that failed, if any
+        failed = [str(c) for c in traffic.calls if c.status == 0 or c.status >= 500]
+        problems.found.append("attempts that failed:\n    "
+                              + "\n    ".join(failed[:32] or ["(none)"]))
+        for worker in traffic.logs:
+            logged = [line for line in traffic.log_text(worker).splitlines()
+                      if "failed" in line or "Traceback" in line]
+            problems.found.append(f"{worker}'s log, failures:\n    "
+                                  + "\n    ".join(logged[-32:] or ["(none)"]))
 
 
 def test_appends_and_deletes_race_across_two_isolates(
@@ -793,8 +817,9 @@ def test_no_server_errors_on_either_worker(
     recorded), and no failure in either worker's log: compaction runs after the response, so
     only the log shows its errors.
 
-    The one 5xx allowed is the transient 503 (``storage_unavailable`` with Retry-After) on a
-    worker whose log shows the simulator's SQLITE_BUSY behind it: the two processes then really
+    The 5xx allowed are a 503 for journal writes too slow to acknowledge (the machine is busy;
+    nothing was acknowledged) and the transient 503 (``storage_unavailable`` with Retry-After)
+    on a worker whose log shows the simulator's SQLITE_BUSY behind it: the two processes then really
     had no storage for a moment, and the clients' retries must have succeeded (the other tests
     check every final status). A 503 for any other reason (a missing segment or manifest is
     one too) fails, as does every 500. Likewise the one logged failure allowed is deferred work
@@ -834,7 +859,8 @@ def test_no_server_errors_on_either_worker(
     busy = {name: text.count(SIMULATOR_BUSY) for name, text in logs.items()}
     failed = [
         str(c) for c in traffic.calls
-        if c.status == 0 or (c.status >= 500 and not (c.transient and busy[c.worker]))
+        if c.status == 0
+        or (c.status >= 500 and not (c.slow_journal or (c.transient and busy[c.worker])))
     ]
     if any(RELOADED in f for f in failed):
         failed.insert(0, RELOAD_HINT)
