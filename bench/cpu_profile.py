@@ -99,11 +99,16 @@ async def append(h: AppHarness) -> None:
 
 async def profile(h: AppHarness, background: Background,
                   request: Callable[[AppHarness], Awaitable[None]], n: int, top: int) -> None:
+    h.kv.reset_counters()
     started = time.process_time()
     for _ in range(n):  # timed without the profiler, whose overhead is per call
         await request(h)
         await background.settle()
     cpu_ms = (time.process_time() - started) * 1000 / n
+    kv = h.kv
+    print(f"== {request.__name__}: KV operations per request (deferred passes included): "
+          f"{kv.reads / n:.1f} gets, {kv.writes / n:.1f} puts, {kv.deletes / n:.1f} deletes, "
+          f"{kv.lists / n:.1f} lists")
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(n):
