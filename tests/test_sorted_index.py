@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from errors import StorageUnavailable
 from index.object_cache import ObjectCache
-from index.rules import MAX_JOURNAL_ATTEMPTS
+from index.rules import MAX_JOURNAL_ATTEMPTS, MIN_FIRST_PAGE
 from index.sorted_index import (
     FIRST_PAGE,
     MAX_COMPACTION_MS,
@@ -767,6 +767,16 @@ def list_pages(keys: int) -> list[int]:
         limit = min(1_000, limit * PAGE_GROWTH)
 
 
+def growing_pages(needed: int, first: int = FIRST_PAGE) -> list[int]:
+    """The full pages a walk lists to reach its ``needed``-th key, growing from ``first``."""
+    pages: list[int] = []
+    limit = first
+    while sum(pages) < needed:
+        pages.append(limit)
+        limit = min(1_000, limit * PAGE_GROWTH)
+    return pages
+
+
 def count_listed(kv: MemoryKV) -> list[int]:
     """The number of keys of every listing page ``kv`` answers from now on."""
     listed: list[int] = []
@@ -799,9 +809,46 @@ def test_a_reader_one_page_short_lists_a_few_hundred_keys_not_a_thousand() -> No
         listed = count_listed(w.kv)
         view = await w.read()
         assert len(view.journal) > FIRST_PAGE  # the first page was short
-        assert listed == [FIRST_PAGE, FIRST_PAGE * PAGE_GROWTH]
+        assert listed == growing_pages(len(view.journal) + 1)  # the 101st key ends the walk
+        assert max(listed) < 1_000
         assert sorted(e.member for e in await view.zrange_by_score(0)) == sorted(
             f"chat:m{n:05d}" for n in range(2_000))
+
+    run(scenario())
+
+
+def test_a_reader_asks_first_for_what_its_last_walk_of_the_index_needed() -> None:
+    """The first page's size follows the index: under a steady burst one listing holds what a
+    reader needs; on a quiet index (a journal of folded entries waiting for collection) a
+    reader lists a handful of keys, not a page of ops it will not apply."""
+
+    async def scenario() -> None:
+        w = World()
+        for n in range(600):
+            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
+            await w.advance(1)
+        await w.advance(w.store.put_ms)
+        assert await w.read_and_compact()
+        for n in range(600, 700):
+            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
+            await w.advance(1)
+        listed = count_listed(w.kv)
+        assert len((await w.read()).journal) == 100
+        assert listed == growing_pages(101)
+        listed.clear()
+        view = await w.read()  # the same walk again: one page of what it took, and half again
+        assert listed == [101 + 50]
+        assert len(view.journal) == 100
+        await w.advance(w.store.put_ms)
+        assert await w.compact(await w.store.read(INDEX, trust=False, cap=False))  # full pass
+        listed.clear()
+        assert (await w.read()).journal == []  # only the first key, a folded one, is needed
+        assert listed == [151]
+        listed.clear()
+        quiet = await w.read()
+        assert listed == [MIN_FIRST_PAGE]  # of a journal still 700 keys long
+        assert quiet.journal == []
+        assert len(await quiet.zrange_by_score(0)) == 700
 
     run(scenario())
 

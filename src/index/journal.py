@@ -105,7 +105,10 @@ class Journal:
         window: list[JournalEntry] = []
         hints: list[Op] = []
         truncated = legacy = False
-        async for entry in self.walk(index):
+        deep = hint_margin_ms > 0
+        walked = 0
+        async for entry in self.walk(index, first_page=self._structure.first_page(index, deep)):
+            walked += 1
             legacy = legacy or entry.legacy
             if entry.written_ms <= horizon - hint_margin_ms:
                 if entry.legacy:
@@ -118,18 +121,20 @@ class Journal:
                 break
             else:
                 window.append(entry)
+        self._structure.remember_walked(index, deep, walked)
         window.reverse()
         return window, hints, truncated, legacy
 
     async def walk(
-        self, index: str, versions: str = "", *, with_ops: bool = True
+        self, index: str, versions: str = "", *, with_ops: bool = True,
+        first_page: int = FIRST_PAGE,
     ) -> AsyncIterator[JournalEntry]:
         """The journal entries of ``index`` whose version starts with ``versions``, newest
-        first, listed a page at a time (pages grow: see ``PAGE_GROWTH``); without ``with_ops``,
-        ops are left unparsed (None)."""
+        first, listed a page at a time (pages grow from ``first_page``: see ``PAGE_GROWTH``);
+        without ``with_ops``, ops are left unparsed (None)."""
         prefix = journal_prefix(index)
         cursor: str | None = None
-        limit = FIRST_PAGE
+        limit = first_page
         while True:
             page = await self._kv.list(prefix=prefix + versions, limit=limit, cursor=cursor)
             for key in page.keys:

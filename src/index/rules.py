@@ -27,6 +27,11 @@ MAX_READ_ENTRIES = 1_000
 # while a long walk (a full pass, a collection) still takes few round trips.
 FIRST_PAGE = 64
 PAGE_GROWTH = 4
+# Once an isolate has walked an index's journal, its next walk of the same depth starts with a
+# page of what the last one needed plus half again (at least MIN_FIRST_PAGE): one round trip
+# under a steady burst, and a handful of keys on a quiet index, whose journal is often hundreds
+# of folded keys waiting 2S for collection.
+MIN_FIRST_PAGE = 4
 # How far below its horizon a full listing still reads ops, as position hints only: two racing
 # moves of one message (one request apart) may both name the same stale ``prev``, and only the
 # first one's op says where it put the member.

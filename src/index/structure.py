@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from errors import StorageUnavailable
 from index.object_cache import ObjectCache
-from index.rules import HINT_MARGIN_MS, Timing
+from index.rules import FIRST_PAGE, HINT_MARGIN_MS, MIN_FIRST_PAGE, Timing
 from index.zset import SortedSet
 from jsonutil import dumps
 from kvformat import (
@@ -24,7 +24,7 @@ from kvformat import (
     parse_entries,
     parse_ops,
 )
-from storage.kv import KVStore
+from storage.kv import MAX_LIST_LIMIT, KVStore
 
 if TYPE_CHECKING:
     from index.view import IndexView
@@ -61,8 +61,10 @@ class ParsedHead:
 
 # Also the parsed ops of journal pieces (uniquely named, never changed): a full pass lists the
 # whole settle window again every few seconds, a whole import's ops after one.
-IndexObjects = ObjectCache[SortedSet | Manifest | Folded | ParsedHead | tuple[Op, ...]]
+# And how many journal keys this isolate's last walk of an index needed (see ``first_page``).
+IndexObjects = ObjectCache[SortedSet | Manifest | Folded | ParsedHead | tuple[Op, ...] | int]
 HEAD_PREFIX = "head:"  # per-isolate cache keys only, never stored in KV
+WALKED_PREFIX = "walked:"  # likewise
 
 
 class Structure:
@@ -136,6 +138,20 @@ class Structure:
             self.remember(key, ops)
         return ops
 
+    def first_page(self, index: str, deep: bool) -> int:
+        """How many journal keys a walk of ``index`` asks for first: what this isolate's last
+        walk as ``deep`` (down to the confirmed horizon, or only past a trusted one) needed,
+        plus half again (``MIN_FIRST_PAGE``). Only the cost depends on it: a walk goes on
+        listing until it has what it needs."""
+        walked = self._cache.get(_walked_key(index, deep)) if self._cache is not None else None
+        if not isinstance(walked, int):
+            return FIRST_PAGE
+        return min(MAX_LIST_LIMIT, max(MIN_FIRST_PAGE, walked + walked // 2))
+
+    def remember_walked(self, index: str, deep: bool, keys: int) -> None:
+        if self._cache is not None:
+            self._cache.put(_walked_key(index, deep), keys, 1)
+
     def folded_in(self, root: Root, index: str) -> dict[str, int]:
         """The journal entries this isolate knows ``root`` shows (see ``Folded``)."""
         if root.pass_id is None or self._cache is None:
@@ -162,3 +178,7 @@ class Structure:
         await self._kv.put(key, dumps(manifest.to_json()))
         self.remember(key, manifest)
         return key
+
+
+def _walked_key(index: str, deep: bool) -> str:
+    return f"{WALKED_PREFIX}{'deep' if deep else 'trusting'}:{index}"
