@@ -756,25 +756,17 @@ def test_kv_operation_counts_are_small_and_do_not_grow(journal_size: int) -> Non
     run(scenario())
 
 
-def list_pages(keys: int) -> list[int]:
-    """The page sizes a walk of ``keys`` journal keys lists (the last page may be partial)."""
-    pages, limit = [], FIRST_PAGE
+def list_pages(keys: int, needed: int | None = None) -> list[int]:
+    """The page sizes a walk lists over a journal of ``keys`` keys (the last page may be
+    partial), stopping once it holds its ``needed``-th key."""
+    pages: list[int] = []
+    limit = FIRST_PAGE
     while True:
         pages.append(min(keys, limit))
         keys -= limit
-        if keys <= 0:  # KV says the listing is complete on a page that is not full
-            return pages
+        if keys <= 0 or (needed is not None and sum(pages) >= needed):
+            return pages  # KV says the listing is complete on a page that is not full
         limit = min(1_000, limit * PAGE_GROWTH)
-
-
-def growing_pages(needed: int, first: int = FIRST_PAGE) -> list[int]:
-    """The full pages a walk lists to reach its ``needed``-th key, growing from ``first``."""
-    pages: list[int] = []
-    limit = first
-    while sum(pages) < needed:
-        pages.append(limit)
-        limit = min(1_000, limit * PAGE_GROWTH)
-    return pages
 
 
 def count_listed(kv: MemoryKV) -> list[int]:
@@ -809,7 +801,7 @@ def test_a_reader_one_page_short_lists_a_few_hundred_keys_not_a_thousand() -> No
         listed = count_listed(w.kv)
         view = await w.read()
         assert len(view.journal) > FIRST_PAGE  # the first page was short
-        assert listed == growing_pages(len(view.journal) + 1)  # the 101st key ends the walk
+        assert listed == list_pages(2_000, needed=len(view.journal) + 1)  # the 101st ends it
         assert max(listed) < 1_000
         assert sorted(e.member for e in await view.zrange_by_score(0)) == sorted(
             f"chat:m{n:05d}" for n in range(2_000))
@@ -834,7 +826,7 @@ def test_a_reader_asks_first_for_what_its_last_walk_of_the_index_needed() -> Non
             await w.advance(1)
         listed = count_listed(w.kv)
         assert len((await w.read()).journal) == 100
-        assert listed == growing_pages(101)
+        assert listed == list_pages(700, needed=101)
         listed.clear()
         view = await w.read()  # the same walk again: one page of what it took, and half again
         assert listed == [101 + 50]
