@@ -13,13 +13,23 @@ async def _no_sleep(seconds: float) -> None:
     return None
 
 
-def test_the_first_write_compacts_at_once_and_a_burst_shares_one_later_compaction() -> None:
+def test_a_read_compacts_at_once_and_a_burst_shares_one_later_compaction() -> None:
     pacer = CompactionPacer(1_000, _no_sleep)
     assert pacer.plan("user:chat:u1", T0) == 0
     assert pacer.plan("user:chat:u1", T0 + 300) == 700  # the end of the interval
     assert pacer.plan("user:chat:u1", T0 + 400) is None  # that one will fold this write too
     assert pacer.is_scheduled("user:chat:u1")
     assert pacer.plan("user:chat:u2", T0 + 400) == 0, "indexes are paced independently"
+
+
+def test_a_write_compacts_at_the_end_of_the_interval_and_what_follows_shares_it() -> None:
+    pacer = CompactionPacer(1_000, _no_sleep)
+    assert pacer.plan("i", T0, trailing=True) == 1_000, "a quiet index: one interval from now"
+    assert pacer.plan("i", T0 + 400, trailing=True) is None
+    assert pacer.plan("i", T0 + 400) is None, "a read's work is folded by that pass too"
+    asyncio.run(pacer.wait("i", 1_000, lambda: T0 + 1_000))
+    assert pacer.plan("i", T0 + 1_300, trailing=True) == 700, "then at the next interval's end"
+    assert CompactionPacer(0, _no_sleep).plan("i", T0, trailing=True) == 0
 
 
 def test_after_the_scheduled_compaction_begins_the_next_write_schedules_again() -> None:

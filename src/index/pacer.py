@@ -4,8 +4,10 @@ Every write is in the journal before it is acknowledged, so folding it into the 
 housekeeping: it keeps the seed-format array fresh and the journal short. Doing it after every
 write is wasteful in a burst (each compaction lists the journal and rewrites the root that the
 next one rewrites again) and harmful at the edge, where KV takes about one write per second per
-key. So the first write of a burst compacts at once; the writes that follow within the interval
-share one compaction scheduled for the end of the interval, which folds them all.
+key. So a write's compaction waits for the end of the interval, and the writes that follow
+share it: a chat turn (the user's message, then the assistant's) or a burst costs one pass,
+not one per write. A read that finds work compacts at once from what it read (it has listed
+the journal already), unless a compaction began within the interval or one is scheduled.
 
 State is per isolate (``entry.py`` keeps one pacer). A request never waits on another's work:
 the scheduled compaction is a task of the request that scheduled it, and others only look at
@@ -18,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 DEFAULT_INTERVAL_MS = 1_000
-# Indexes remembered per isolate; older ones are forgotten (they then compact at once).
+# Indexes remembered per isolate; older ones are forgotten (as if quiet).
 MAX_TRACKED = 4_096
 
 
@@ -32,17 +34,22 @@ class CompactionPacer:
         self._started: dict[str, int] = {}  # index -> when its last compaction began
         self._scheduled: set[str] = set()
 
-    def plan(self, index: str, now_ms: int) -> int | None:
+    def plan(self, index: str, now_ms: int, *, trailing: bool = False) -> int | None:
         """Milliseconds to wait before compacting ``index`` (0: now), or None: one is already
-        scheduled and will fold this write too. A plan of 0 counts as begun."""
+        scheduled and will fold this work too. Unless ``trailing``, an index that has not
+        begun a compaction within the interval compacts now; with it, at the interval's end
+        (a write: what follows it soon shares the pass). A plan of 0 counts as begun."""
         if index in self._scheduled:
             return None
         last = self._started.get(index)
-        if last is None or not 0 <= now_ms - last < self.interval_ms:
+        recent = last is not None and 0 <= now_ms - last < self.interval_ms
+        delay = (last + self.interval_ms - now_ms if last is not None and recent
+                 else self.interval_ms if trailing else 0)
+        if delay <= 0:
             self.begin(index, now_ms)
             return 0
         self._scheduled.add(index)
-        return last + self.interval_ms - now_ms
+        return delay
 
     async def wait(self, index: str, delay_ms: int, now_ms: Callable[[], int]) -> None:
         """Sleep out a planned delay, then mark the compaction begun."""

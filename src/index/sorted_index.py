@@ -115,8 +115,9 @@ class IndexStore:
     # -- when to compact --------------------------------------------------------------------
 
     def after_write(self, index: str) -> None:
-        """Call after journaling to ``index``: schedules the compaction that folds it (paced)."""
-        self._compact_soon(index)
+        """Call after journaling to ``index``: schedules the compaction that folds it, at the
+        end of the pacer's interval (what follows soon shares it)."""
+        self._compact_soon(index, trailing=True)
 
     def after_read(self, view: IndexView) -> None:
         """Call with a view a request read: compacts (from it, if now) when it shows work."""
@@ -125,12 +126,14 @@ class IndexStore:
         if self.wants_compaction(view):
             self._compact_soon(view.index, view)
 
-    def _compact_soon(self, index: str, view: IndexView | None = None) -> None:
+    def _compact_soon(
+        self, index: str, view: IndexView | None = None, *, trailing: bool = False
+    ) -> None:
         """Hand a compaction of ``index`` to ``defer``, paced: now (of ``view`` if given),
         later, or not at all when one is already scheduled that will fold this too."""
         if self._defer is None:
             return
-        delay = self._pacer.plan(index, self._clock_ms())
+        delay = self._pacer.plan(index, self._clock_ms(), trailing=trailing)
         if delay == 0 and view is not None:
             self._defer(self.compact(view))
         elif delay is not None:
