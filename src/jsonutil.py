@@ -48,6 +48,8 @@ def _finite_float(text: str) -> float:
 
 def _nesting_depth_exceeds(text: str, limit: int) -> bool:
     """Scan brackets outside strings; cheaper than recursion and safe from RecursionError."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # too few brackets to nest that deep: no need to walk every character
     depth = 0
     in_string = False
     escaped = False

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from aio import gather
 from errors import StorageUnavailable
 from index.rules import (
     FIRST_PAGE,
@@ -85,7 +86,7 @@ class Journal:
                 if len(text.encode("utf-8")) <= METADATA_ROOM:
                     metadata["ops"] = piece
                 puts.append(self._kv.put(self._key(index, now), text, metadata=metadata))
-            await asyncio.gather(*puts)
+            await gather(*puts)
             if self._clock_ms() - now <= self._timing.put_ms:
                 return
         raise StorageUnavailable(

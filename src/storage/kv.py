@@ -9,9 +9,10 @@ object that KV keeps beside the value and returns from ``list`` without a second
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 # Workers KV limits (https://developers.cloudflare.com/kv/platform/limits/).
 MAX_KEY_BYTES = 512
@@ -83,6 +84,15 @@ async def get_many_with_metadata(
     kv: KVStore, keys: Sequence[str]
 ) -> list[ValueWithMetadata | None]:
     """``get_with_metadata`` of every key, in order: batched where the store can, else at once."""
-    if isinstance(kv, BatchReads):
-        return await kv.get_many_with_metadata(keys)
+    if not keys:
+        return []
+    if _batches(type(kv)):
+        return await cast(BatchReads, kv).get_many_with_metadata(keys)
     return list(await asyncio.gather(*(kv.get_with_metadata(key) for key in keys)))
+
+
+@functools.cache
+def _batches(kv_type: type) -> bool:
+    """Whether a KV class reads in batches; asked once per class (a protocol ``isinstance``
+    costs more than many a request's own work)."""
+    return callable(getattr(kv_type, "get_many_with_metadata", None))

@@ -115,6 +115,8 @@ class Activity:
     ) -> None:
         """:meth:`refresh` for several conversations at once (``{conversation: (leavers,
         stale)}``): each round journals one entry per list, whatever the conversations."""
+        if not changes:
+            return
         pending = {c: _Refresh(set(lv), dict(s)) for c, (lv, s) in changes.items()}
         await asyncio.gather(*(self._read(c, r) for c, r in pending.items()))
         for _ in range(MAX_ROUNDS):

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from aio import gather_settled
 from errors import Conflict, RetentionExpired, StorageUnavailable
 from ids import new_ulid
 from index.sorted_index import Defer
@@ -140,9 +141,8 @@ class Creator:
         fresh = [m for m, new in zip(messages, created, strict=True) if new]
         try:
             await self._shared.journal(ops)
-            saved = await asyncio.gather(*(self._shared.save(m) for m in fresh),
-                                         return_exceptions=True)
-            failure = next((e for e in saved if isinstance(e, BaseException)), None)
+            saved = await gather_settled(*(self._shared.save(m) for m in fresh))
+            failure = next((e for e in saved if isinstance(e, Exception)), None)
             if failure is not None:
                 raise failure
             # Replays too: the first attempt may have died before its conversations' lists.
@@ -166,6 +166,8 @@ class Creator:
         plans that may name them; a delete or erase of one of them still under way is waited
         for (a 503) or, a delete's, finished first."""
         ids = [d.id for d in drafts if d.id is not None]
+        if not ids:
+            return {}  # server-made ids: nothing stored can have one
         # With each record, the plan of a delete of that id and those of erases of its scopes,
         # if one is under way: a re-create must not journal its entries before the delete's
         # removals (those would win).

@@ -3,10 +3,10 @@ the record and journal operations built on them."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from aio import gather_settled
 from cursor import CursorCodec
 from index.sorted_index import IndexStore, IndexView
 from index.zset import MIN_SCORE
@@ -65,14 +65,13 @@ class Shared:
     async def journal(self, ops_by_index: dict[str, list[Op]]) -> None:
         """Journal the ops of every index; when one fails, raises once all have finished, so
         that nothing this call writes can land after a correction that follows it."""
-        done = await asyncio.gather(
-            *(self.indexes.append(i, ops) for i, ops in ops_by_index.items()),
-            return_exceptions=True,
+        done = await gather_settled(
+            *(self.indexes.append(i, ops) for i, ops in ops_by_index.items())
         )
         for index, outcome in zip(ops_by_index, done, strict=True):
-            if not isinstance(outcome, BaseException):
+            if not isinstance(outcome, Exception):
                 self.indexes.after_write(index)
-        failure = next((e for e in done if isinstance(e, BaseException)), None)
+        failure = next((e for e in done if isinstance(e, Exception)), None)
         if failure is not None:
             raise failure
 
