@@ -251,7 +251,12 @@ def parse_entries(raw: str | None) -> list[Entry]:
 
 
 def dump_entries(entries: Iterable[Entry]) -> str:
-    return dumps([e.to_json() for e in entries])
+    """The seed-format array, exactly as ``dumps([e.to_json() ...])`` writes it, without a dict
+    per entry (a spill writes a whole segment: thousands)."""
+    quote = json.encoder.encode_basestring  # what dumps uses with ensure_ascii=False
+    return "[" + ",".join([
+        f'{{"score":{score:d},"member":{quote(member)}}}' for score, member in entries
+    ]) + "]"
 
 
 def with_lo(segment: Segment, lo: Entry) -> Segment:

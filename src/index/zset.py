@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Scores are Unix milliseconds, 0..2**53-1; these bound "everything" in range queries.
 MIN_SCORE = 0
@@ -19,8 +19,10 @@ MAX_SCORE = 2**53 - 1
 _AFTER_ALL = "\U0010ffff"
 
 
-@dataclass(frozen=True, order=True)
-class Entry:
+class Entry(NamedTuple):
+    """A member at its score; ordered by ``(score, member)``. A named tuple rather than a
+    dataclass: a segment holds thousands, and a tuple is made (and compared) in C."""
+
     score: int
     member: str
 
@@ -31,7 +33,7 @@ class Entry:
 class SortedSet:
     def __init__(self, entries: Iterable[Entry] = ()) -> None:
         self._scores: dict[str, int] = {}
-        self._order: list[tuple[int, str]] = []
+        self._order: list[Entry] = []
         for entry in entries:
             self.zadd(entry.member, entry.score)
 
@@ -39,7 +41,7 @@ class SortedSet:
     def from_sorted(cls, entries: list[Entry]) -> SortedSet:
         """Trusts that ``entries`` are sorted and unique (a head array we wrote ourselves)."""
         zset = cls()
-        zset._order = [(e.score, e.member) for e in entries]
+        zset._order = list(entries)
         zset._scores = {e.member: e.score for e in entries}
         if len(zset._scores) != len(zset._order) or zset._order != sorted(zset._order):
             return cls(entries)  # not what we wrote: rebuild rather than trust it
@@ -52,7 +54,7 @@ class SortedSet:
         return member in self._scores
 
     def __iter__(self) -> Iterator[Entry]:
-        return (Entry(score, member) for score, member in self._order)
+        return iter(self._order)
 
     def score(self, member: str) -> int | None:
         return self._scores.get(member)
@@ -65,7 +67,7 @@ class SortedSet:
         if old is not None:
             self._order.pop(bisect_left(self._order, (old, member)))
         self._scores[member] = score
-        insort(self._order, (score, member))
+        insort(self._order, Entry(score, member))
         return 1 if old is None else 0
 
     def zrem(self, member: str) -> int:
@@ -108,8 +110,7 @@ class SortedSet:
         if hi <= lo:
             return []
         count = hi - lo if limit is None else min(limit, hi - lo)
-        picked = self._order[hi - count : hi][::-1] if rev else self._order[lo : lo + count]
-        return [Entry(score, member) for score, member in picked]
+        return self._order[hi - count : hi][::-1] if rev else self._order[lo : lo + count]
 
     def entries(self) -> list[Entry]:
-        return list(self)
+        return list(self._order)
