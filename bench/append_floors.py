@@ -10,9 +10,7 @@ runtime is idle again (deferred passes included).
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +29,7 @@ from run import (
     message,
     ts,
     wait_idle,
+    worker_from_tree,
     worker_pgid,
 )
 
@@ -71,14 +70,8 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=REPO_ROOT,
                         help="a tree with src/ and wrangler.toml (default: this checkout)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="append-floors-"))
-    (work / "app").mkdir()
-    shutil.copy2(args.source / "wrangler.toml", work / "app" / "wrangler.toml")
-    shutil.copytree(args.source / "src", work / "app" / "src",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    chat = LocalWorker(persist_dir=work / "state", config=work / "app" / "wrangler.toml",
-                       vars={"API_TOKEN": TOKEN, "AUTH_DISABLED": "false"},
-                       log_dir=work / "logs")
+    chat = worker_from_tree(args.source, "append-floors-",
+                            {"API_TOKEN": TOKEN, "AUTH_DISABLED": "false"})
     chat.start()
     others = [chat.sibling(config=c, vars={})
               for c in (FLOOR_CONFIG, PYTHON_FLOOR_CONFIG, HELLO_CONFIG)]

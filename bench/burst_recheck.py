@@ -11,15 +11,13 @@ source tree given) on a 5,000-message history: 40 quiet reads, then appends at `
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
-from run import AUTH, TOKEN, LocalWorker, check, group_cpu, message, worker_pgid
+from run import AUTH, TOKEN, check, group_cpu, message, worker_from_tree, worker_pgid
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 USER = "recheck-u"
@@ -46,14 +44,9 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=REPO_ROOT,
                         help="a tree with src/ and wrangler.toml (default: this checkout)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="burst-recheck-"))
-    (work / "app").mkdir()
-    shutil.copy2(args.source / "wrangler.toml", work / "app" / "wrangler.toml")
-    shutil.copytree(args.source / "src", work / "app" / "src",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    worker = LocalWorker(persist_dir=work / "state", config=work / "app" / "wrangler.toml",
-                         vars={"API_TOKEN": TOKEN, "AUTH_DISABLED": "false",
-                               "JOURNAL_SETTLE_MS": "120000"}, log_dir=work / "logs")
+    worker = worker_from_tree(args.source, "burst-recheck-",
+                              {"API_TOKEN": TOKEN, "AUTH_DISABLED": "false",
+                               "JOURNAL_SETTLE_MS": "120000"})
     worker.start()
     stop = threading.Event()
     try:

@@ -269,6 +269,18 @@ class ColdStart:
     first_request_ms: float | None  # the first real request after ready (newest-50)
 
 
+def worker_from_tree(source: Path, prefix: str, variables: dict[str, str]) -> LocalWorker:
+    """chat-store from a copy of ``source``'s wrangler.toml and src/ (this checkout, or another
+    tree to compare against), in a fresh folder with its own KV state and logs."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    (work / "app").mkdir()
+    shutil.copy2(source / "wrangler.toml", work / "app" / "wrangler.toml")
+    shutil.copytree(source / "src", work / "app" / "src",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return LocalWorker(persist_dir=work / "state", config=work / "app" / "wrangler.toml",
+                       vars=variables, log_dir=work / "logs")
+
+
 def start_timed(worker: LocalWorker) -> float:
     t = time.perf_counter()
     worker.start()
