@@ -1,4 +1,5 @@
-"""``asyncio.gather`` without a task for a lone awaitable.
+"""``asyncio.gather`` without a task for a lone awaitable, and two awaitables at once with
+one task, not two.
 
 In Pyodide every task is scheduled through the JavaScript event loop (a timer per step), which
 costs more than many a request's own Python work; most writes touch one index and one record,
@@ -12,6 +13,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 async def gather(*awaitables: Awaitable[T]) -> list[T]:
@@ -34,3 +36,16 @@ async def gather_settled(*awaitables: Awaitable[T]) -> list[T | Exception]:
             raise outcome  # a cancellation is not an outcome to report
         settled.append(outcome)
     return settled
+
+
+async def both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Both results, the two awaited at once: ``second`` runs as a task while ``first`` is
+    awaited directly. If ``first`` fails, ``second`` is cancelled and the failure propagates;
+    otherwise ``second``'s failure does."""
+    task = asyncio.ensure_future(second)
+    try:
+        result = await first
+    except BaseException:
+        task.cancel()
+        raise
+    return result, await task

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from aio import gather, gather_settled
+from aio import both, gather, gather_settled
 
 
 async def _value(v: int) -> int:
@@ -57,3 +57,45 @@ def test_a_lone_awaitable_runs_without_a_task_of_its_own() -> None:
         return direct, settled[0] is True
 
     assert asyncio.run(scenario()) == (True, True)
+
+
+def test_both_awaits_the_two_at_once_and_returns_both_results() -> None:
+    async def scenario() -> tuple[tuple[int, str], list[str]]:
+        steps: list[str] = []
+        second_started = asyncio.Event()
+
+        async def first() -> int:
+            steps.append("first")
+            await asyncio.wait_for(second_started.wait(), timeout=1)  # only if both are in flight
+            return 1
+
+        async def second() -> str:
+            steps.append("second")
+            second_started.set()
+            return "two"
+
+        return await both(first(), second()), steps
+
+    assert asyncio.run(scenario()) == ((1, "two"), ["first", "second"])
+
+
+def test_both_cancels_the_second_when_the_first_fails_and_reports_the_second_failure() -> None:
+    async def scenario() -> bool:
+        cancelled = asyncio.Event()
+
+        async def forever() -> int:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return 0
+
+        with pytest.raises(ValueError, match="first"):
+            await both(_fail("first"), forever())
+        await asyncio.sleep(0)
+        with pytest.raises(ValueError, match="second"):
+            await both(_value(1), _fail("second"))
+        return cancelled.is_set()
+
+    assert asyncio.run(scenario()) is True

@@ -148,6 +148,44 @@ def test_a_create_with_a_server_made_id_reads_nothing_and_writes_journal_then_re
     run(go())
 
 
+def test_a_create_in_a_conversation_writes_its_record_while_it_refreshes_the_lists() -> None:
+    """The record's put and the conversation-list refresh's reads are in flight together
+    (here the put lands only once the refresh has begun reading), after the message's index
+    entries: the user's list names the conversation when the create answers."""
+
+    async def go() -> None:
+        rig = Rig()
+        order: list[str] = []
+        refreshing = asyncio.Event()
+        put, list_page = rig.kv.put, rig.kv.list
+
+        async def noting_list(**options: Any) -> Any:
+            order.append(f"list {options['prefix']}")
+            refreshing.set()
+            return await list_page(**options)
+
+        async def record_once_refreshing(key: str, value: str, **options: Any) -> None:
+            if key == message_key("m1"):
+                order.append("record")
+                await asyncio.wait_for(refreshing.wait(), timeout=1)
+            elif key.startswith(JOURNAL_PREFIX):
+                order.append(key.split(":")[2])
+            await put(key, value, **options)
+
+        rig.kv.list = noting_list  # type: ignore[method-assign]
+        rig.kv.put = record_once_refreshing  # type: ignore[method-assign]
+        await rig.step(rig.store.create(draft(conversation_id="c1")))
+        first_read = next(n for n, step in enumerate(order) if step.startswith("list"))
+        assert {"user", "conversation"} <= set(order[:first_read]), "entries come first"
+        assert order.index("record") < first_read
+        rig.kv.list, rig.kv.put = list_page, put  # type: ignore[method-assign]
+        page = await rig.step(
+            rig.store.list_conversations("u1", RangeQuery(order="desc", limit=10)))
+        assert [c["id"] for c in page.conversations] == ["c1"]
+
+    run(go())
+
+
 def test_identical_replay_returns_the_stored_message_and_writes_it_once() -> None:
     async def go() -> None:
         rig = Rig()

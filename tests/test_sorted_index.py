@@ -783,6 +783,65 @@ def count_listed(kv: MemoryKV) -> list[int]:
     return listed
 
 
+def test_a_read_gets_the_root_while_it_lists_the_journal() -> None:
+    """One round trip, not two: the root's get and the journal's first page are in flight
+    together (here the get answers only once the listing has begun), and the view is the
+    same as a read one after the other gives."""
+
+    async def scenario() -> None:
+        w = World()
+        await w.record(w.ops(("add", "chat:a", 1)))
+        await w.advance(w.store.put_ms)
+        assert await w.read_and_compact()
+        await w.record(w.ops(("add", "chat:b", 2)))
+        listing = asyncio.Event()
+        get_root, list_page = w.lagging.get_with_metadata, w.lagging.list
+
+        async def noting_the_listing(**options: Any) -> ListPage:
+            listing.set()
+            return await list_page(**options)
+
+        async def root_once_listing(key: str) -> ValueWithMetadata | None:
+            await asyncio.wait_for(listing.wait(), timeout=1)
+            return await get_root(key)
+
+        w.lagging.list = noting_the_listing  # type: ignore[method-assign]
+        w.lagging.get_with_metadata = root_once_listing  # type: ignore[method-assign]
+        view = await w.read()
+        assert [e.member for e in await view.zrange_by_score(0)] == ["chat:a", "chat:b"]
+        assert view.root.at > 0 and [j.ops for j in view.journal] == [tuple(w.records[1].ops)]
+
+    run(scenario())
+
+
+def test_a_pass_due_to_list_deep_asks_first_for_what_the_last_deep_walk_needed() -> None:
+    """The first page is listed before the root arrives, so its size follows the root this
+    isolate read last: a pass that the last root says must list down to the confirmed
+    horizon (a full pass) starts with the last full walk's size, a reader that may trust the
+    root with its own (small) one. Only the cost depends on the guess."""
+
+    async def scenario() -> None:
+        w = World()
+        for n in range(300):
+            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
+            await w.advance(1)
+        await w.advance(w.store.put_ms)
+        assert await w.compact(await w.store.read(INDEX, trust=False, cap=False))
+        listed = count_listed(w.kv)
+        await w.read()  # trusting: the folded entries below the root's vouched time end it
+        assert listed == [FIRST_PAGE]
+        listed.clear()
+        await w.read()
+        assert listed == [MIN_FIRST_PAGE]
+        await w.advance(w.store.full_pass_ms)  # the next pass of this index is a full one
+        listed.clear()
+        view = await w.store.read(INDEX, trust=None, cap=False)
+        assert view.full
+        assert len(listed) == 1 and listed[0] == 300, "one page, sized by the last full walk"
+
+    run(scenario())
+
+
 def test_a_reader_one_page_short_lists_a_few_hundred_keys_not_a_thousand() -> None:
     """A busy journal (written faster than passes collect it) holds thousands of entries; a
     reader that needs a few more than the first page held must not pull KV's largest page of

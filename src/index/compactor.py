@@ -11,7 +11,7 @@ from errors import StorageUnavailable
 from index.journal import Journal
 from index.reshape import Reshaper
 from index.rules import MAX_COMPACTION_MS, MAX_SWEPT_SEGMENTS, Layout, Retention, Timing
-from index.structure import Structure
+from index.structure import Stamps, Structure
 from index.view import IndexView
 from index.zset import Entry, SortedSet
 from kvformat import Root, dump_entries, entry_time, score_is_time
@@ -104,7 +104,7 @@ class Compactor:
             return None
         return final
 
-    def full_pass_due(self, root: Root, now_ms: int) -> bool:
+    def full_pass_due(self, root: Root | Stamps, now_ms: int) -> bool:
         return root.seen is None or now_ms - root.at >= self._timing.full_pass_ms
 
     def _stamp_changed(self, view: IndexView, oldest: int | None) -> bool:
@@ -226,6 +226,7 @@ class Compactor:
         await self._kv.put(view.index, text, metadata=root.metadata())
         self._structure.remember_folded(view, root)
         self._structure.remember_head(view.index, text, root.head)
+        self._structure.remember_stamps(view.index, root)
         return True
 
     async def _sweep(self, view: IndexView, touched: dict[str | None, SortedSet]) -> bool:

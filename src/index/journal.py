@@ -9,7 +9,7 @@ import itertools
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from aio import gather
 from errors import StorageUnavailable
@@ -37,12 +37,20 @@ from kvformat import (
     parse_ops,
     version_prefixes,
 )
-from storage.kv import MAX_LIST_LIMIT, KVStore
+from storage.kv import MAX_LIST_LIMIT, KVStore, ListPage
 
 if TYPE_CHECKING:
     from index.view import IndexView
 
 _counter = itertools.count()
+
+
+class FirstPage(NamedTuple):
+    """A journal's first listing page and the limit it was listed with (the next grows
+    from it)."""
+
+    page: ListPage
+    limit: int
 
 
 class Journal:
@@ -93,22 +101,32 @@ class Journal:
             detail=f"journal writes to {index} kept taking longer than {self._timing.put_ms} ms"
         )
 
+    async def first_page(self, index: str, deep: bool) -> FirstPage:
+        """The newest keys of the journal of ``index``, as many as a walk as ``deep`` is likely
+        to need (see ``Structure.first_page``): listed before the walk's horizon is known."""
+        limit = self._structure.first_page(index, deep)
+        return FirstPage(await self._kv.list(prefix=journal_prefix(index), limit=limit), limit)
+
     async def scan(
-        self, index: str, horizon: int, cap: int | None, hint_margin_ms: int = 0
+        self, index: str, horizon: int, cap: int | None, hint_margin_ms: int = 0,
+        listed: FirstPage | None = None,
     ) -> tuple[list[JournalEntry], list[Op], bool, bool]:
         """The entries written after ``horizon`` (oldest first), the ops of those written within
         ``hint_margin_ms`` below it (position hints), whether ``cap`` cut the entries, and
         whether entries of the previous release's key format were met.
 
         The listing is newest first, so this reads only as far back as it must, a page at a
-        time, and keeps nothing of a page but what it needs.
+        time (from ``listed``, when its first page was listed already), and keeps nothing of a
+        page but what it needs.
         """
         window: list[JournalEntry] = []
         hints: list[Op] = []
         truncated = legacy = False
         deep = hint_margin_ms > 0
         walked = 0
-        async for entry in self.walk(index, first_page=self._structure.first_page(index, deep)):
+        async for entry in self.walk(
+            index, first_page=self._structure.first_page(index, deep), listed=listed
+        ):
             walked += 1
             legacy = legacy or entry.legacy
             if entry.written_ms <= horizon - hint_margin_ms:
@@ -128,16 +146,21 @@ class Journal:
 
     async def walk(
         self, index: str, versions: str = "", *, with_ops: bool = True,
-        first_page: int = FIRST_PAGE,
+        first_page: int = FIRST_PAGE, listed: FirstPage | None = None,
     ) -> AsyncIterator[JournalEntry]:
         """The journal entries of ``index`` whose version starts with ``versions``, newest
-        first, listed a page at a time (pages grow from ``first_page``: see ``PAGE_GROWTH``);
-        without ``with_ops``, ops are left unparsed (None)."""
+        first, listed a page at a time (pages grow from ``first_page``: see ``PAGE_GROWTH``;
+        ``listed``: the first page of the whole journal, listed already); without
+        ``with_ops``, ops are left unparsed (None)."""
         prefix = journal_prefix(index)
         cursor: str | None = None
         limit = first_page
+        page: ListPage | None = None
+        if listed is not None and not versions:
+            page, limit = listed.page, listed.limit
         while True:
-            page = await self._kv.list(prefix=prefix + versions, limit=limit, cursor=cursor)
+            if page is None:
+                page = await self._kv.list(prefix=prefix + versions, limit=limit, cursor=cursor)
             for key in page.keys:
                 written, legacy = journal_key_time(key.name, prefix, key.metadata)
                 raw_ops = (key.metadata or {}).get("ops") if with_ops else None
@@ -147,6 +170,7 @@ class Journal:
             if page.list_complete or not page.cursor:
                 return
             cursor, limit = page.cursor, min(MAX_LIST_LIMIT, limit * PAGE_GROWTH)
+            page = None
 
     async def ops_of(self, entry: JournalEntry) -> tuple[Op, ...]:
         if entry.ops is not None:

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
+from aio import both
 from errors import StorageUnavailable
 from index.compactor import Compactor
 from index.journal import Journal
@@ -38,7 +39,7 @@ from index.rules import (
     Retention,
     Timing,
 )
-from index.structure import Folded, IndexObjects, Structure
+from index.structure import Folded, IndexObjects, Stamps, Structure
 from index.view import IndexView
 from index.zset import Entry, SortedSet
 from kvformat import BOTTOM, Op, Root, dump_entries
@@ -167,16 +168,19 @@ class IndexStore:
         what a compaction of this index needs now: trusting unless a full pass is due.
         """
         read_ms = self._clock_ms()
-        root = await self._structure.root(index)
-        if trust is None:
-            trust = not self.compactor.full_pass_due(root, read_ms)
-        confirmed = root.at - self._timing.settle_ms
-        horizon = confirmed
-        if trust and root.seen is not None and read_ms - root.at < self._timing.trust_ms:
-            horizon = max(confirmed, root.seen)
+        # The root and the journal's first page in one round trip: the page is sized for the
+        # root this isolate read last, and the walk goes on from it as far as the root it gets
+        # says. Listed after ``read_ms`` as before, so rule 1 holds for passes; a root got a
+        # moment after the listing is like a cached one, older than the rules allow for.
+        last = self._structure.last_stamps(index)
+        guess = last is not None and self._horizon(last, read_ms, trust)[1]
+        root, listed = await both(
+            self._structure.root(index), self._journal.first_page(index, deep=guess)
+        )
+        horizon, full = self._horizon(root, read_ms, trust)
         window, hints, truncated, legacy = await self._journal.scan(
             index, horizon, MAX_READ_ENTRIES if cap else None,
-            HINT_MARGIN_MS if horizon == confirmed else 0,
+            HINT_MARGIN_MS if full else 0, listed,
         )
         # Only entries journaled before every op fitted in metadata (or a lone op too big for
         # it) have their ops in the value alone; a reader reads a bounded number of them.
@@ -189,8 +193,20 @@ class IndexStore:
         window = [replace(j, ops=loaded.get(j.key, ())) if j.ops is None else j for j in window]
         return IndexView(self._structure, index, root, window, read_ms, hints,
                          settle_ms=self._timing.settle_ms, horizon=horizon,
-                         full=horizon == confirmed and not truncated,
-                         trusted=horizon > confirmed, truncated=truncated, legacy=legacy)
+                         full=full and not truncated,
+                         trusted=not full, truncated=truncated, legacy=legacy)
+
+    def _horizon(self, root: Root | Stamps, read_ms: int, trust: bool | None) -> tuple[int, bool]:
+        """How far down a read at ``read_ms`` lists the journal over ``root`` (see
+        :meth:`read`), and whether that is the confirmed horizon (rule 1) rather than a
+        trusted one (rule 5)."""
+        if trust is None:
+            trust = not self.compactor.full_pass_due(root, read_ms)
+        confirmed = root.at - self._timing.settle_ms
+        trusted = trust and root.seen is not None and read_ms - root.at < self._timing.trust_ms
+        if trusted and root.seen is not None and root.seen > confirmed:
+            return root.seen, False
+        return confirmed, True
 
     async def _reread(self, index: str, trust: bool, cap: bool) -> IndexView:
         return await self.read(index, trust=trust, cap=cap)

@@ -61,10 +61,23 @@ class ParsedHead:
 
 # Also the parsed ops of journal pieces (uniquely named, never changed): a full pass lists the
 # whole settle window again every few seconds, a whole import's ops after one.
+@dataclass(frozen=True)
+class Stamps:
+    """What this isolate last read of an index root's stamps. A read lists the journal while
+    it gets the root, so it sizes that listing's first page by the root it will probably get
+    (how far the walk goes is decided by the root it does get)."""
+
+    at: int
+    seen: int | None
+
+
 # And how many journal keys this isolate's last walk of an index needed (see ``first_page``).
-IndexObjects = ObjectCache[SortedSet | Manifest | Folded | ParsedHead | tuple[Op, ...] | int]
+IndexObjects = ObjectCache[
+    SortedSet | Manifest | Folded | ParsedHead | Stamps | tuple[Op, ...] | int
+]
 HEAD_PREFIX = "head:"  # per-isolate cache keys only, never stored in KV
 WALKED_PREFIX = "walked:"  # likewise
+STAMPS_PREFIX = "stamps:"  # likewise
 
 
 class Structure:
@@ -82,10 +95,21 @@ class Structure:
             return decode_root(None, None)
         cached = self._cache.get(HEAD_PREFIX + index) if self._cache is not None else None
         if isinstance(cached, ParsedHead) and cached.text == stored.value:
-            return decode_root(stored.value, stored.metadata, cached.head)
-        root = decode_root(stored.value, stored.metadata)
-        self.remember_head(index, stored.value, root.head)
+            root = decode_root(stored.value, stored.metadata, cached.head)
+        else:
+            root = decode_root(stored.value, stored.metadata)
+            self.remember_head(index, stored.value, root.head)
+        self.remember_stamps(index, root)
         return root
+
+    def remember_stamps(self, index: str, root: Root) -> None:
+        if self._cache is not None:
+            self._cache.put(STAMPS_PREFIX + index, Stamps(root.at, root.seen), 1)
+
+    def last_stamps(self, index: str) -> Stamps | None:
+        """The stamps of the root of ``index`` this isolate read last, if it remembers one."""
+        known = self._cache.get(STAMPS_PREFIX + index) if self._cache is not None else None
+        return known if isinstance(known, Stamps) else None
 
     def remember_head(self, index: str, text: str, head: SortedSet) -> None:
         """``text`` (a root's value) parses to ``head``, which nobody modifies."""

@@ -141,12 +141,20 @@ class Creator:
         fresh = [m for m, new in zip(messages, created, strict=True) if new]
         try:
             await self._shared.journal(ops)
-            saved = await gather_settled(*(self._shared.save(m) for m in fresh))
-            failure = next((e for e in saved if isinstance(e, Exception)), None)
+            # The records and the conversation lists at once: a list entry only names a
+            # message whose index entries are journaled, and readers skip one whose record is
+            # not there yet. Replays refresh too: the first attempt may have died before its
+            # conversations' lists. Both finish before a failure is raised, so a withdrawal's
+            # list removals are journaled after this refresh's adds.
+            refresh: dict[str, tuple[set[str], dict[str, tuple[int, ...]]]] = {
+                c: (set(), {}) for c in _conversations(messages)}
+            done = await gather_settled(
+                *(self._shared.save(m) for m in fresh),
+                *([self._activity.refresh_all(refresh)] if refresh else []),
+            )
+            failure = next((e for e in done if isinstance(e, Exception)), None)
             if failure is not None:
                 raise failure
-            # Replays too: the first attempt may have died before its conversations' lists.
-            await self._activity.refresh_all({c: (set(), {}) for c in _conversations(messages)})
         except StorageUnavailable:
             # A client that chose the ids sends them again (and so completes the message); a
             # server-made id is never seen again, so its entries are withdrawn, lest they be

@@ -58,8 +58,7 @@ class Shared:
 
     async def fetch(self, members: Iterable[str]) -> list[Record | None]:
         """The records of ``members`` (``chat:{id}`` keys), in one batched read."""
-        keys = list(members)
-        found = await get_many_with_metadata(self.kv, keys) if keys else []
+        found = await get_many_with_metadata(self.kv, list(members))
         return [None if f is None else record_from(f) for f in found]
 
     async def journal(self, ops_by_index: dict[str, list[Op]]) -> None:
