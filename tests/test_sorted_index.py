@@ -224,6 +224,12 @@ class World:
         self.records.append(Recorded(ops, self.clock.now_ms, held, lagged,
                                      None if lagged else self.clock.now_ms))
 
+    async def record_adds(self, numbers: range) -> None:
+        """One journal entry per number: member ``chat:m{n:05d}`` at score ``n``, 1 ms apart."""
+        for n in numbers:
+            await self.record(self.ops(("add", f"chat:m{n:05d}", n)))
+            await self.advance(1)
+
     async def read(self) -> IndexView:
         return await self.store.read(INDEX)
 
@@ -822,9 +828,7 @@ def test_a_pass_due_to_list_deep_asks_first_for_what_the_last_deep_walk_needed()
 
     async def scenario() -> None:
         w = World()
-        for n in range(300):
-            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
-            await w.advance(1)
+        await w.record_adds(range(300))
         await w.advance(w.store.put_ms)
         assert await w.compact(await w.store.read(INDEX, trust=False, cap=False))
         listed = count_listed(w.kv)
@@ -849,14 +853,11 @@ def test_a_reader_one_page_short_lists_a_few_hundred_keys_not_a_thousand() -> No
 
     async def scenario() -> None:
         w = World()
-        for n in range(1_900):
-            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
-            await w.advance(1)
+        await w.record_adds(range(1_900))
         await w.advance(w.store.put_ms)  # a pass vouches only for puts that long ago (rule 5)
         assert await w.read_and_compact()
-        for n in range(1_900, 2_000):  # written after the pass: a trusting reader needs them
-            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
-            await w.advance(1)
+        # Written after the pass: a trusting reader needs them.
+        await w.record_adds(range(1_900, 2_000))
         listed = count_listed(w.kv)
         view = await w.read()
         assert len(view.journal) > FIRST_PAGE  # the first page was short
@@ -875,14 +876,10 @@ def test_a_reader_asks_first_for_what_its_last_walk_of_the_index_needed() -> Non
 
     async def scenario() -> None:
         w = World()
-        for n in range(600):
-            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
-            await w.advance(1)
+        await w.record_adds(range(600))
         await w.advance(w.store.put_ms)
         assert await w.read_and_compact()
-        for n in range(600, 700):
-            await w.record(w.ops(("add", f"chat:m{n:05d}", n)))
-            await w.advance(1)
+        await w.record_adds(range(600, 700))
         listed = count_listed(w.kv)
         assert len((await w.read()).journal) == 100
         assert listed == list_pages(700, needed=101)
