@@ -26,7 +26,8 @@ from errors import InternalError, KVRateLimited, KVTransientError
 from jsonutil import dumps
 from storage.kv import MAX_LIST_LIMIT, ListedKey, ListPage, Metadata, ValueWithMetadata
 from storage.retrying import RetryingKV
-from web.app import Service, problem_response
+from web.app import Service
+from web.responses import problem_response
 from web.routing import Request
 from web.routing import Response as PyResponse
 
