@@ -10,11 +10,12 @@ from dataclasses import replace
 from errors import StorageUnavailable
 from index.journal import Journal
 from index.reshape import Reshaper
-from index.rules import MAX_COMPACTION_MS, MAX_SWEPT_SEGMENTS, Layout, Retention, Timing
+from index.rules import MAX_COMPACTION_MS, Layout, Retention, Timing
 from index.structure import Stamps, Structure
+from index.sweep import Sweeper
 from index.view import IndexView
 from index.zset import Entry, SortedSet
-from kvformat import Root, dump_entries, entry_time, score_is_time
+from kvformat import Root, dump_entries
 from storage.kv import KVStore
 
 # Reads an index afresh for a pass: (index, trust, cap) -> view.
@@ -37,7 +38,7 @@ class Compactor:
         self._journal = journal
         self._reshaper = reshaper
         self._reread = reread
-        self._retention = retention
+        self._sweeper = Sweeper(retention)
 
     async def compact(self, view: IndexView) -> bool:
         """Fold the view's journal into a new root; collect what no reader can need any more.
@@ -67,7 +68,7 @@ class Compactor:
         if view.full and oldest is not None and oldest <= due:
             oldest = await self._journal.collect(view, oldest)
         pending = await self._pending(view)
-        if pending or self.sweep_due(view) or self._stamp_changed(view, oldest):
+        if pending or self._sweeper.due(view) or self._stamp_changed(view, oldest):
             return await self._fold(view, pending, oldest)
         self._structure.remember_folded(view, view.root)  # all in place already
         return False
@@ -80,29 +81,6 @@ class Compactor:
         newest = view.root.newest
         return (view.root.seen is not None and newest > view.horizon
                 and not any(j.written_ms >= newest for j in view.journal))
-
-    def sweep_due(self, view: IndexView) -> bool:
-        """Retention is on, the index holds entries, and its last sweep is old enough."""
-        root = view.root
-        if self._retention is None or (not len(root.head) and root.manifest_key is None):
-            return False
-        return root.swept is None or view.read_ms - root.swept >= self._retention.sweep_every_ms
-
-    def _expired(self, index: str, entry: Entry, floor: int | None) -> bool:
-        if floor is None:
-            return False
-        time = entry_time(index, entry)
-        return time is not None and time < floor
-
-    def _floor(self, view: IndexView) -> int | None:
-        return None if self._retention is None else self._retention.floor(view.read_ms)
-
-    def _final(self, view: IndexView, member: str) -> Entry | None:
-        """Where the member ends up: its last op's position, unless retention removed it."""
-        final = view.overlay[member]
-        if final is not None and self._expired(view.index, final, self._floor(view)):
-            return None
-        return final
 
     def full_pass_due(self, root: Root | Stamps, now_ms: int) -> bool:
         return root.seen is None or now_ms - root.at >= self._timing.full_pass_ms
@@ -166,7 +144,7 @@ class Compactor:
         unknown = ({op.member for j in view.journal if j.key not in known for op in j.ops or ()}
                    if known else view.overlay.keys())
         for member in unknown:
-            final = self._final(view, member)
+            final = self._sweeper.final(view, member)
             for score in {*view.positions_of(member), *([final.score] if final else [])}:
                 container = await view.load(await view.container_of(Entry(score, member)))
                 wanted = final is not None and score == final.score
@@ -180,7 +158,7 @@ class Compactor:
         # Every container that holds or will hold a pending member, by identity.
         touched: dict[str | None, SortedSet] = {}
         for member, scores in positions.items():
-            final = self._final(view, member)
+            final = self._sweeper.final(view, member)
             spots = [Entry(s, member) for s in scores] + ([final] if final else [])
             for spot in spots:
                 container = await view.container_of(spot)
@@ -191,7 +169,7 @@ class Compactor:
         for member in positions:
             for zset in touched.values():
                 zset.zrem(member)
-            final = self._final(view, member)
+            final = self._sweeper.final(view, member)
             if final is not None:
                 container = await view.container_of(final)
                 touched[None if container is None else container.key].zadd(member, final.score)
@@ -200,8 +178,8 @@ class Compactor:
             key: zset for key, zset in touched.items()
             if [zset.score(m) for m in positions] != before[key]
         }
-        sweep = self.sweep_due(view)
-        swept_all = await self._sweep(view, touched) if sweep else False
+        sweep = self._sweeper.due(view)
+        swept_all = await self._sweeper.sweep(view, touched) if sweep else False
         if not touched and not sweep and not self._stamp_changed(view, oldest):
             return False  # the stored root already says everything this view knows
         root = self._next_root(view, touched.get(None, view.root.head), oldest)
@@ -229,45 +207,6 @@ class Compactor:
         self._structure.remember_stamps(view.index, root)
         return True
 
-    async def _sweep(self, view: IndexView, touched: dict[str | None, SortedSet]) -> bool:
-        """Drop what retention removed: from the head and the touched segments, whole segments
-        below the floor where scores are timestamps (unread), and segments whose oldest entry
-        has aged out (read, filtered and written anew, a bounded number per pass: where scores
-        are timestamps, only the one the floor falls in). Returns whether nothing aged out is
-        left for another pass."""
-        floor = self._floor(view)
-        index = view.index
-
-        def kept(zset: SortedSet) -> SortedSet | None:
-            entries = zset.entries()
-            alive = [e for e in entries if not self._expired(index, e, floor)]
-            return SortedSet.from_sorted(alive) if len(alive) != len(entries) else None
-
-        for key, zset in [(None, touched.get(None, view.root.head)), *touched.items()]:
-            if (alive := kept(zset)) is not None:
-                touched[key] = alive
-        if view.root.manifest_key is None or floor is None:
-            return True
-        loaded = 0
-        by_score = score_is_time(index)
-        for segment in (await view.manifest()).segments:
-            if segment.key in touched:
-                continue
-            if by_score and segment.max_score < floor:
-                touched[segment.key] = SortedSet()  # an emptied segment disappears
-                continue
-            oldest = segment.min_score if by_score else segment.oldest
-            if oldest is not None and oldest < floor:  # partly aged out (by score: one)
-                if loaded == MAX_SWEPT_SEGMENTS:
-                    return False
-                loaded += 1
-                zset = await view.segment(segment)
-                alive = kept(zset)
-                # (Rewritten even if nothing aged out, which corrects a stale ``oldest``.)
-                touched[segment.key] = SortedSet.from_sorted(zset.entries()) if alive is None \
-                    else alive
-        return True
-
     def _collection_due(self, root: Root, now_ms: int) -> bool:
         return root.oldest is not None and root.oldest <= now_ms - self._timing.collection_delay_ms
 
@@ -278,7 +217,7 @@ class Compactor:
             return root.at > 0 or bool(view.journal)
         return (
             self._maybe_pending(view)
-            or self.sweep_due(view)
+            or self._sweeper.due(view)
             or self._newly_vouched(view)
             or (self.full_pass_due(root, view.read_ms) and self._confirmable(view))
             or self._collection_due(root, view.read_ms)
