@@ -203,9 +203,10 @@ class IndexStore:
         if trust is None:
             trust = not self.compactor.full_pass_due(root, read_ms)
         confirmed = root.at - self._timing.settle_ms
-        trusted = trust and root.seen is not None and read_ms - root.at < self._timing.trust_ms
-        if trusted and root.seen is not None and root.seen > confirmed:
-            return root.seen, False
+        seen = root.seen
+        trusted = trust and read_ms - root.at < self._timing.trust_ms
+        if trusted and seen is not None and seen > confirmed:
+            return seen, False
         return confirmed, True
 
     async def _reread(self, index: str, trust: bool, cap: bool) -> IndexView:

@@ -59,8 +59,6 @@ class ParsedHead:
     head: SortedSet
 
 
-# Also the parsed ops of journal pieces (uniquely named, never changed): a full pass lists the
-# whole settle window again every few seconds, a whole import's ops after one.
 @dataclass(frozen=True)
 class Stamps:
     """What this isolate last read of an index root's stamps. A read lists the journal while
@@ -71,6 +69,8 @@ class Stamps:
     seen: int | None
 
 
+# Also the parsed ops of journal pieces (uniquely named, never changed): a full pass lists the
+# whole settle window again every few seconds, a whole import's ops after one.
 # And how many journal keys this isolate's last walk of an index needed (see ``first_page``).
 IndexObjects = ObjectCache[
     SortedSet | Manifest | Folded | ParsedHead | Stamps | tuple[Op, ...] | int

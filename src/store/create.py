@@ -15,7 +15,7 @@ from ids import new_ulid
 from index.sorted_index import Defer
 from kvformat import Op, intent_key, message_key
 from storage.kv import get_many_with_metadata
-from store.activity import Activity
+from store.activity import Activity, Positions
 from store.model import (
     Message,
     MessageDraft,
@@ -146,7 +146,7 @@ class Creator:
             # not there yet. Replays refresh too: the first attempt may have died before its
             # conversations' lists. Both finish before a failure is raised, so a withdrawal's
             # list removals are journaled after this refresh's adds.
-            refresh: dict[str, tuple[set[str], dict[str, tuple[int, ...]]]] = {
+            refresh: dict[str, tuple[set[str], dict[str, Positions]]] = {
                 c: (set(), {}) for c in _conversations(messages)}
             done = await gather_settled(
                 *(self._shared.save(m) for m in fresh),
