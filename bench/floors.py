@@ -1,10 +1,11 @@
-"""What an append costs in this runtime, floor by floor: runtime CPU per request of the JS floor's
-append (two KV puts), the same two puts from a Python Worker (``bench/python-floor``), a
-hello-world Python request, and chat-store's append (server-made id, a user with 1,000
-messages), each over rounds of 3 warmups and 40 sequential requests, CPU counted until the
-runtime is idle again (deferred passes included).
+"""What an append and a newest-50 read cost in this runtime, floor by floor: runtime CPU per
+request of the JS floor's append (two KV puts) and read (get, list of our read's journal prefix,
+50 gets), the same KV calls from a Python Worker (``bench/python-floor``, made the way
+``src/entry.py`` makes them), a hello-world Python request, and chat-store's append (server-made
+id) and newest-50 read of a user with 1,000 messages, each over rounds of 3 warmups and 40
+sequential requests, CPU counted until the runtime is idle again (deferred passes included).
 
-    .venv/bin/python bench/append_floors.py [--rounds 6] [--source DIR]
+    .venv/bin/python bench/floors.py [--rounds 6] [--source DIR]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from run import (
     LocalWorker,
     check,
     group_cpu,
+    journal_prefix,
     message,
     ts,
     wait_idle,
@@ -38,6 +40,11 @@ PYTHON_FLOOR_CONFIG = BENCH_DIR / "python-floor" / "wrangler.toml"
 USER = "floors-u"
 SEEDED = 1_000
 SAMPLES = 40
+PAGE = 50
+CHAT_APPEND, CHAT_READ = "chat-store append", "chat-store newest-50 read"
+JS_APPEND, PY_APPEND = "JS floor append (2 puts)", "Python floor append (the same 2 puts)"
+JS_READ, PY_READ = "JS floor read (get, list, 50 gets)", "Python floor read (the same calls)"
+GAPS = [(PY_APPEND, JS_APPEND), (CHAT_APPEND, PY_APPEND), (PY_READ, JS_READ), (CHAT_READ, PY_READ)]
 
 
 def cpu_per_request(worker: LocalWorker, idle: list[LocalWorker], call: Callable[[], object]
@@ -55,11 +62,13 @@ def cpu_per_request(worker: LocalWorker, idle: list[LocalWorker], call: Callable
     return (group_cpu(pgid)["runtime"] - before) * 1000 / SAMPLES
 
 
-def retried(client: httpx.Client, path: str, params: dict[str, str | int]) -> None:
+def retried(client: httpx.Client, method: str, path: str, params: dict[str, str | int]
+            ) -> httpx.Response:
     """The floors have no retrying KV wrapper: a transient simulator failure is retried here."""
     for _ in range(3):
-        if client.post(path, params=params).status_code == 201:
-            return
+        response = client.request(method, path, params=params)
+        if response.is_success:
+            return response
         time.sleep(0.2)
     raise AssertionError(f"{path} kept failing")
 
@@ -70,7 +79,7 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=REPO_ROOT,
                         help="a tree with src/ and wrangler.toml (default: this checkout)")
     args = parser.parse_args()
-    chat = worker_from_tree(args.source, "append-floors-",
+    chat = worker_from_tree(args.source, "floors-",
                             {"API_TOKEN": TOKEN, "AUTH_DISABLED": "false"})
     chat.start()
     others = [chat.sibling(config=c, vars={})
@@ -95,16 +104,38 @@ def main() -> None:
             counter[0] += 1
             check(c.post("/v1/messages", json=body), 201)
 
+        floor_counters = {w: [SEEDED] for w in others}  # each floor's records numbered apart
+
         def floor_append(worker: LocalWorker) -> Callable[[], None]:
             def call() -> None:
-                counter[0] += 1
-                retried(clients[worker], "/append", {"user": "floors", "n": counter[0]})
+                floor_counters[worker][0] += 1
+                retried(clients[worker], "POST", "/append",
+                        {"user": "floors", "n": floor_counters[worker][0]})
+            return call
+
+        for worker in (js_floor, py_floor):  # records for the floors' reads
+            for _ in range(PAGE):
+                floor_append(worker)()
+        journal = journal_prefix(f"user:chat:{USER}")  # the prefix chat-store's read lists
+
+        def read() -> None:
+            page = check(c.get(f"/v1/users/{USER}/messages", params={"limit": PAGE})).json()
+            assert len(page["messages"]) == PAGE, len(page["messages"])
+
+        def floor_read(worker: LocalWorker) -> Callable[[], None]:
+            def call() -> None:
+                page = retried(clients[worker], "GET", "/read",
+                               {"user": "floors", "list": journal}).json()
+                assert len(page["messages"]) == PAGE, len(page["messages"])
             return call
 
         cells: dict[str, tuple[LocalWorker, Callable[[], object]]] = {
-            "chat-store append": (chat, append),
-            "JS floor append (2 puts)": (js_floor, floor_append(js_floor)),
-            "Python floor append (the same 2 puts)": (py_floor, floor_append(py_floor)),
+            CHAT_APPEND: (chat, append),
+            JS_APPEND: (js_floor, floor_append(js_floor)),
+            PY_APPEND: (py_floor, floor_append(py_floor)),
+            CHAT_READ: (chat, read),
+            JS_READ: (js_floor, floor_read(js_floor)),
+            PY_READ: (py_floor, floor_read(py_floor)),
             "hello-world Python request": (hello, lambda: clients[hello].get("/health")),
         }
         figures: dict[str, list[float]] = {name: [] for name in cells}
@@ -116,6 +147,12 @@ def main() -> None:
         print(f"\nruntime CPU per request, median of {args.rounds} rounds of {SAMPLES} (ms):")
         for name, values in figures.items():
             print(f"  {name:<40} {statistics.median(values):6.2f}")
+        # The machine's load drifts between rounds more than the gaps: pair them by round.
+        print("\ngaps, median of the per-round differences (ms):")
+        for above, below in GAPS:
+            gaps = [a - b for a, b in zip(figures[above], figures[below], strict=True)]
+            print(f"  {above} - {below}: {statistics.median(gaps):+.2f} "
+                  f"(rounds {min(gaps):+.1f} .. {max(gaps):+.1f})")
     finally:
         for worker in everyone:
             worker.stop()
