@@ -5,7 +5,13 @@ off, this reruns just that row in the runtime (``wrangler dev``, a snapshot of `
 source tree given) on a 5,000-message history: 40 quiet reads, then appends at ``--rate`` for
 ``--warm`` seconds (260 s, as the benchmark waits, by default), then 40 reads under them.
 
-    .venv/bin/python bench/burst_recheck.py [--rate 1] [--warm 260] [--source DIR]
+With ``--floor``, a control: the JS floor (bench/floor-worker, its own runtime process on the
+same KV files) is read too, each chat-store read followed by a floor read of 50 records with
+one list of the same journal prefix, quiet and under the same appends. The floor shares the
+machine and the KV simulator with the appends but not chat-store's isolate, so its slowdown is
+what the machine and the simulator alone make of the burst.
+
+    .venv/bin/python bench/burst_recheck.py [--rate 1] [--warm 260] [--source DIR] [--floor]
 """
 
 from __future__ import annotations
@@ -17,24 +23,51 @@ import time
 from pathlib import Path
 
 import httpx
-from run import AUTH, TOKEN, check, group_cpu, message, worker_from_tree, worker_pgid
+from run import (
+    AUTH,
+    FLOOR_CONFIG,
+    TOKEN,
+    LocalWorker,
+    check,
+    group_cpu,
+    journal_prefix,
+    message,
+    worker_from_tree,
+    worker_pgid,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 USER = "recheck-u"
 READS = 40
 READ_EVERY_S = 0.2
+JOURNAL = journal_prefix(f"user:chat:{USER}")  # what chat-store's read lists
 
 
-def timed_reads(client: httpx.Client) -> tuple[float, float]:
-    """Median and p90 latency (ms) of READS newest-50 reads, one every READ_EVERY_S."""
-    samples = []
+Reads = dict[str, list[float]]
+
+
+def timed_reads(client: httpx.Client, floor: httpx.Client | None) -> Reads:
+    """READS newest-50 reads, one every READ_EVERY_S (each followed by a floor read, if any):
+    latencies in ms by reader."""
+    samples: Reads = {"chat-store": [], "JS floor": []}
     for _ in range(READS):
         started = time.perf_counter()
         check(client.get(f"/v1/users/{USER}/messages", params={"limit": 50}))
-        samples.append((time.perf_counter() - started) * 1000)
+        samples["chat-store"].append((time.perf_counter() - started) * 1000)
+        if floor is not None:
+            started = time.perf_counter()
+            for attempt in range(3):  # the floor has no retrying KV wrapper (chat-store has)
+                response = floor.get("/read", params={"user": USER, "list": JOURNAL})
+                if response.status_code == 200 or attempt == 2:
+                    break
+            assert len(check(response).json()["messages"]) == 50
+            samples["JS floor"].append((time.perf_counter() - started) * 1000)
         time.sleep(READ_EVERY_S)
-    samples.sort()
-    return statistics.median(samples), samples[int(0.9 * len(samples))]
+    return {reader: sorted(values) for reader, values in samples.items() if values}
+
+
+def median_p90(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values), values[int(0.9 * len(values))]
 
 
 def main() -> None:
@@ -43,19 +76,29 @@ def main() -> None:
     parser.add_argument("--warm", type=float, default=260.0)
     parser.add_argument("--source", type=Path, default=REPO_ROOT,
                         help="a tree with src/ and wrangler.toml (default: this checkout)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also read the JS floor, quiet and under the appends (a control)")
     args = parser.parse_args()
     worker = worker_from_tree(args.source, "burst-recheck-",
                               {"API_TOKEN": TOKEN, "AUTH_DISABLED": "false",
                                "JOURNAL_SETTLE_MS": "120000"})
     worker.start()
+    floor_worker: LocalWorker | None = None
+    floor: httpx.Client | None = None
     stop = threading.Event()
     try:
+        if args.floor:
+            floor_worker = worker.sibling(config=FLOOR_CONFIG, vars={})
+            floor_worker.start()
+            floor = httpx.Client(base_url=floor_worker.base_url, timeout=60)
+            for n in range(50):
+                check(floor.post("/append", params={"user": USER, "n": n}), 201)
         client = httpx.Client(base_url=worker.base_url, headers=AUTH, timeout=60)
         for batch in range(50):
             batch_body = [message(USER, batch * 100 + n, with_id=True) for n in range(100)]
             check(client.post("/v1/messages/batch", json={"messages": batch_body}), 201)
         time.sleep(5)
-        quiet = timed_reads(client)
+        quiet = timed_reads(client, floor)
 
         def append_steadily() -> None:
             with httpx.Client(base_url=worker.base_url, headers=AUTH, timeout=60) as writer:
@@ -71,16 +114,20 @@ def main() -> None:
         pgid = worker_pgid(worker)
         cpu_before = group_cpu(pgid)["runtime"] if pgid else 0.0
         started = time.perf_counter()
-        burst = timed_reads(client)
+        burst = timed_reads(client, floor)
         busy = ((group_cpu(pgid)["runtime"] - cpu_before) / (time.perf_counter() - started)
                 if pgid else float("nan"))
-        print(f"quiet: median {quiet[0]:.1f} ms, p90 {quiet[1]:.1f} ms")
-        print(f"under {args.rate:g} appends/s: median {burst[0]:.1f} ms, p90 {burst[1]:.1f} ms "
-              f"({burst[0] / quiet[0]:.2f}x / {burst[1] / quiet[1]:.2f}x of quiet; runtime "
-              f"busy {busy:.2f} cores)")
+        print(f"chat-store's runtime busy {busy:.2f} cores under {args.rate:g} appends/s")
+        for reader in burst:
+            (q50, q90), (b50, b90) = median_p90(quiet[reader]), median_p90(burst[reader])
+            print(f"{reader}: quiet median {q50:.1f} ms, p90 {q90:.1f} ms; under "
+                  f"{args.rate:g} appends/s median {b50:.1f} ms, p90 {b90:.1f} ms "
+                  f"({b50 / q50:.2f}x / {b90 / q90:.2f}x of quiet)")
     finally:
         stop.set()
         worker.stop()
+        if floor_worker is not None:
+            floor_worker.stop()
 
 
 if __name__ == "__main__":

@@ -597,6 +597,23 @@ def deep_cursor(c: httpx.Client, user: str) -> tuple[str | None, int]:
     return cursor, page
 
 
+FLOOR_BURST_USER = "floor-burst"
+
+
+def floor_request(f: httpx.Client, method: str, path: str, params: dict[str, Any], ok: int,
+                  retries: list[int] | None = None) -> Any:
+    """A floor request, retried on a transient simulator failure (the floor has no retrying KV
+    wrapper; chat-store has one), the retries counted in ``retries``."""
+    for attempt in range(3):
+        response = f.request(method, path, params=params)
+        if response.status_code == ok or attempt == 2:
+            return check(response, ok).json()
+        if retries is not None:
+            retries[0] += 1
+        time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 def measure_size(chat: LocalWorker, floor: LocalWorker, size: int, timer: Timer,
                  newest: dict[int, int]) -> list[OpResult]:
     user = user_id(size)
@@ -609,15 +626,7 @@ def measure_size(chat: LocalWorker, floor: LocalWorker, size: int, timer: Timer,
         retries = [0]
 
         def floor_call(method: str, path: str, params: dict[str, Any], ok: int) -> Any:
-            # The floor has no retrying KV wrapper (chat-store has one): a KV call that fails
-            # transiently in the simulator is retried here, and counted in the table's note.
-            for attempt in range(3):
-                response = f.request(method, path, params=params)
-                if response.status_code == ok or attempt == 2:
-                    return check(response, ok).json()
-                retries[0] += 1
-                time.sleep(0.2)
-            raise AssertionError("unreachable")
+            return floor_request(f, method, path, params, ok, retries)  # counted in the note
 
         def floor_append(i: int) -> None:
             floor_call("POST", "/append", {"user": floor_user, "n": n0 + i}, 201)
@@ -731,11 +740,17 @@ class BurstRow:
     stale: int = 0  # reads that missed an append acknowledged before they began
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    floor_ms: list[float] = field(default_factory=list)  # the control: the JS floor's reads
 
     def as_json(self) -> dict[str, Any]:
+        control = {}
+        if self.floor_ms:
+            floor = summary(self.floor_ms)
+            control = {"floor_median_ms": floor["median_ms"], "floor_p90_ms": floor["p90_ms"],
+                       "floor_samples_ms": [round(s, 3) for s in self.floor_ms]}
         return {"key": self.key, "label": self.label, "user": self.user,
                 **summary(self.samples_ms), "cpu_busy": self.cpu_busy, "load_1min": self.load,
-                "stale_reads": self.stale, "note": self.note, **self.extra,
+                "stale_reads": self.stale, "note": self.note, **self.extra, **control,
                 "samples_ms": [round(s, 3) for s in self.samples_ms]}
 
 
@@ -799,10 +814,14 @@ class PacedWriter:
 
 
 def paced_reads(c: httpx.Client, user: str, n: int, interval_s: float,
-                acked_ts: Callable[[], int] | None = None) -> tuple[list[float], int]:
+                acked_ts: Callable[[], int] | None = None,
+                control: Callable[[], None] | None = None
+                ) -> tuple[list[float], int, list[float]]:
     """``n`` newest-50 reads of ``user``, one starting every ``interval_s`` (at once after one
-    that overran); returns their latencies and how many missed an acknowledged append."""
+    that overran), each followed by a ``control`` call, if any; returns their latencies, how
+    many missed an acknowledged append, and the control calls' latencies."""
     samples: list[float] = []
+    controls: list[float] = []
     stale = 0
     due = time.perf_counter()
     for _ in range(n):
@@ -818,8 +837,12 @@ def paced_reads(c: httpx.Client, user: str, n: int, interval_s: float,
             raise RuntimeError(f"newest-{PAGE} read of {user} returned {len(got)} messages")
         if got[0]["timestamp"] < newest_acked:
             stale += 1
+        if control is not None:
+            t = time.perf_counter()
+            control()
+            controls.append((time.perf_counter() - t) * 1000)
         due = max(due + interval_s, time.perf_counter())
-    return samples, stale
+    return samples, stale, controls
 
 
 @dataclass
@@ -842,21 +865,36 @@ def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
     rows: list[BurstRow] = []
     info: dict[str, Any] = {}
 
+    # The control: after each read, the JS floor (its own runtime process, the same KV files)
+    # reads 50 records with one list of the same journal prefix. It meets the same machine and
+    # KV simulator load, but not chat-store's isolate.
+    floor_client = httpx.Client(base_url=floor.base_url, timeout=120)
+    for i in range(PAGE):
+        floor_request(floor_client, "POST", "/append", {"user": FLOOR_BURST_USER, "n": i}, 201)
+
     def timed(key: str, label: str, reads_of: str, warmup: int,
               acked_ts: Callable[[], int] | None = None) -> BurstRow:
+        params = {"user": FLOOR_BURST_USER, "list": journal_prefix(f"user:chat:{reads_of}")}
+
+        def control() -> None:
+            body = floor_request(floor_client, "GET", "/read", params, 200)
+            assert len(body["messages"]) == PAGE, len(body["messages"])
+
         with httpx.Client(base_url=chat.base_url, headers=AUTH, timeout=120) as c:
             for _ in range(warmup):
                 check(c.get(f"/v1/users/{reads_of}/messages", params={"limit": PAGE}))
             load = loadavg()
             before = runtime_cpu(chat)
             t = time.perf_counter()
-            samples, stale = paced_reads(c, reads_of, cfg.samples, cfg.interval_s, acked_ts)
+            samples, stale, floor_ms = paced_reads(c, reads_of, cfg.samples, cfg.interval_s,
+                                                   acked_ts, control)
             wall = time.perf_counter() - t
             after = runtime_cpu(chat)
         busy = (after - before) / wall if before is not None and after is not None else None
-        row = BurstRow(key, label, reads_of, samples, busy, load, stale)
-        s = summary(samples)
+        row = BurstRow(key, label, reads_of, samples, busy, load, stale, floor_ms=floor_ms)
+        s, f = summary(samples), summary(floor_ms)
         log(f"  {label:<40}: median {s['median_ms']:7.1f} ms  p90 {s['p90_ms']:7.1f} ms  "
+            f"(JS floor {f['median_ms']:.1f} / {f['p90_ms']:.1f} ms)  "
             f"runtime busy {fmt(busy, 2)} cores  load {load:.1f}"
             + (f"  {stale} STALE" if stale else ""))
         return row
@@ -929,6 +967,7 @@ def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
     if list(got.values()) != want:
         raise RuntimeError(f"counts after the burst rows are wrong: {got}, expected {want}")
     info["counts"] = got
+    floor_client.close()
     return rows, info
 
 
@@ -1194,6 +1233,14 @@ def burst_verdict(row: dict[str, Any], quiet: dict[str, Any]) -> tuple[float, fl
     return ratio, p90_ratio, f"median {verdict(ratio)}, p90 {verdict(p90_ratio)}"
 
 
+def floor_control(row: dict[str, Any], quiet: dict[str, Any]) -> str:
+    """The JS floor's control reads in this row against its quiet ones ("" before them)."""
+    if "floor_median_ms" not in row or "floor_median_ms" not in quiet:
+        return ""
+    return (f"{row['floor_median_ms'] / quiet['floor_median_ms']:.2f}x / "
+            f"{row['floor_p90_ms'] / quiet['floor_p90_ms']:.2f}x")
+
+
 def burst_report(data: dict[str, Any]) -> list[str]:
     quiet, rows = burst_rows(data)
     if quiet is None:
@@ -1221,20 +1268,27 @@ def burst_report(data: dict[str, Any]) -> list[str]:
         f"divide by the quiet read; target: within {TARGET_BURST}x, judged on the median and "
         "on the p90 (the max shows what the slowest read met). *Runtime busy*: CPU "
         "seconds of the runtime process per second while the reads ran (1.0 = one core), all "
-        "work included (appends, deferred compactions)."
+        "work included (appends, deferred compactions). *JS floor control*: after each read, "
+        "the JS floor (its own runtime process on the same KV files) reads 50 records with one "
+        "list of the same journal prefix; its median / p90 against its own quiet reads show "
+        "what the machine and the KV simulator alone make of the row's load (it does not share "
+        "chat-store's isolate)."
     )
     lines.append("")
     lines.append("| newest-50 read | median ms | p90 ms | max ms | vs quiet | p90 vs quiet | "
-                 f"target {TARGET_BURST}x | runtime busy (cores) | note |")
-    lines.append("|---|---:|---:|---:|---:|---:|---|---:|---|")
+                 f"target {TARGET_BURST}x | JS floor control (median / p90 vs its quiet) | "
+                 "runtime busy (cores) | note |")
+    lines.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---|")
+    quiet_floor = (f"{fmt(quiet['floor_median_ms'])} / {fmt(quiet['floor_p90_ms'])} ms"
+                   if "floor_median_ms" in quiet else "")
     lines.append(f"| {quiet['label']} | {fmt(quiet['median_ms'])} | {fmt(quiet['p90_ms'])} | "
-                 f"{fmt(quiet['max_ms'])} | 1.00x | 1.00x | (baseline) | "
+                 f"{fmt(quiet['max_ms'])} | 1.00x | 1.00x | (baseline) | {quiet_floor} | "
                  f"{fmt(quiet['cpu_busy'], 2)} | {quiet['note']} |")
     for r in rows:
         ratio, p90_ratio, verdict = burst_verdict(r, quiet)
         lines.append(f"| {r['label']} | {fmt(r['median_ms'])} | {fmt(r['p90_ms'])} | "
                      f"{fmt(r['max_ms'])} | {ratio:.2f}x | {p90_ratio:.2f}x | {verdict} | "
-                     f"{fmt(r['cpu_busy'], 2)} | {r['note']} |")
+                     f"{floor_control(r, quiet)} | {fmt(r['cpu_busy'], 2)} | {r['note']} |")
     lines.append("")
     return lines
 
@@ -1448,10 +1502,13 @@ def evaluate(data: dict[str, Any]) -> list[dict[str, Any]]:
     if quiet is not None:
         for r in rows:
             ratio, p90_ratio, verdict = burst_verdict(r, quiet)
+            control = floor_control(r, quiet)
             lines.append(f"newest-50 read {r['label']} vs quiet: {ratio:.2f}x, p90 "
                          f"{p90_ratio:.2f}x (target <= {TARGET_BURST}x) — {verdict}"
                          + (f"; {r['stale_reads']} read(s) missed an acknowledged append"
-                            if r.get("stale_reads") else ""))
+                            if r.get("stale_reads") else "")
+                         + (f" (the JS floor's control read under the same load: {control} of "
+                            "its quiet)" if control else ""))
     groups.append(target_group(
         f"5. Bursts (issue 9): a newest-50 read after an import and under appends within "
         f"{TARGET_BURST}x of a quiet history's", lines, "", "no burst rows in this run"))
