@@ -29,6 +29,7 @@ from run import (
     TOKEN,
     LocalWorker,
     check,
+    floor_request,
     group_cpu,
     journal_prefix,
     message,
@@ -56,11 +57,8 @@ def timed_reads(client: httpx.Client, floor: httpx.Client | None) -> Reads:
         samples["chat-store"].append((time.perf_counter() - started) * 1000)
         if floor is not None:
             started = time.perf_counter()
-            for attempt in range(3):  # the floor has no retrying KV wrapper (chat-store has)
-                response = floor.get("/read", params={"user": USER, "list": JOURNAL})
-                if response.status_code == 200 or attempt == 2:
-                    break
-            assert len(check(response).json()["messages"]) == 50
+            body = floor_request(floor, "GET", "/read", {"user": USER, "list": JOURNAL}, 200)
+            assert len(body["messages"]) == 50, len(body["messages"])
             samples["JS floor"].append((time.perf_counter() - started) * 1000)
         time.sleep(READ_EVERY_S)
     return {reader: sorted(values) for reader, values in samples.items() if values}
@@ -92,7 +90,7 @@ def main() -> None:
             floor_worker.start()
             floor = httpx.Client(base_url=floor_worker.base_url, timeout=60)
             for n in range(50):
-                check(floor.post("/append", params={"user": USER, "n": n}), 201)
+                floor_request(floor, "POST", "/append", {"user": USER, "n": n}, 201)
         client = httpx.Client(base_url=worker.base_url, headers=AUTH, timeout=60)
         for batch in range(50):
             batch_body = [message(USER, batch * 100 + n, with_id=True) for n in range(100)]
