@@ -17,7 +17,6 @@ what the machine and the simulator alone make of the burst.
 from __future__ import annotations
 
 import argparse
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -29,10 +28,13 @@ from run import (
     TOKEN,
     LocalWorker,
     check,
+    floor_read,
     floor_request,
     group_cpu,
     journal_prefix,
     message,
+    paced_reads,
+    summary,
     worker_from_tree,
     worker_pgid,
 )
@@ -44,28 +46,14 @@ READ_EVERY_S = 0.2
 JOURNAL = journal_prefix(f"user:chat:{USER}")  # what chat-store's read lists
 
 
-Reads = dict[str, list[float]]
-
-
-def timed_reads(client: httpx.Client, floor: httpx.Client | None) -> Reads:
-    """READS newest-50 reads, one every READ_EVERY_S (each followed by a floor read, if any):
-    latencies in ms by reader."""
-    samples: Reads = {"chat-store": [], "JS floor": []}
-    for _ in range(READS):
-        started = time.perf_counter()
-        check(client.get(f"/v1/users/{USER}/messages", params={"limit": 50}))
-        samples["chat-store"].append((time.perf_counter() - started) * 1000)
-        if floor is not None:
-            started = time.perf_counter()
-            body = floor_request(floor, "GET", "/read", {"user": USER, "list": JOURNAL}, 200)
-            assert len(body["messages"]) == 50, len(body["messages"])
-            samples["JS floor"].append((time.perf_counter() - started) * 1000)
-        time.sleep(READ_EVERY_S)
-    return {reader: sorted(values) for reader, values in samples.items() if values}
-
-
-def median_p90(values: list[float]) -> tuple[float, float]:
-    return statistics.median(values), values[int(0.9 * len(values))]
+def timed_reads(client: httpx.Client, floor: httpx.Client | None
+                ) -> dict[str, dict[str, float]]:
+    """READS newest-50 reads, one starting every READ_EVERY_S (each followed by a floor read,
+    if any): median and p90 in ms by reader."""
+    control = None if floor is None else (lambda: floor_read(floor, USER, JOURNAL))
+    samples, _, floor_ms = paced_reads(client, USER, READS, READ_EVERY_S, control=control)
+    return {reader: summary(values)
+            for reader, values in (("chat-store", samples), ("JS floor", floor_ms)) if values}
 
 
 def main() -> None:
@@ -116,11 +104,12 @@ def main() -> None:
         busy = ((group_cpu(pgid)["runtime"] - cpu_before) / (time.perf_counter() - started)
                 if pgid else float("nan"))
         print(f"chat-store's runtime busy {busy:.2f} cores under {args.rate:g} appends/s")
-        for reader in burst:
-            (q50, q90), (b50, b90) = median_p90(quiet[reader]), median_p90(burst[reader])
-            print(f"{reader}: quiet median {q50:.1f} ms, p90 {q90:.1f} ms; under "
-                  f"{args.rate:g} appends/s median {b50:.1f} ms, p90 {b90:.1f} ms "
-                  f"({b50 / q50:.2f}x / {b90 / q90:.2f}x of quiet)")
+        for reader, b in burst.items():
+            q = quiet[reader]
+            print(f"{reader}: quiet median {q['median_ms']:.1f} ms, p90 {q['p90_ms']:.1f} ms; "
+                  f"under {args.rate:g} appends/s median {b['median_ms']:.1f} ms, p90 "
+                  f"{b['p90_ms']:.1f} ms ({b['median_ms'] / q['median_ms']:.2f}x / "
+                  f"{b['p90_ms'] / q['p90_ms']:.2f}x of quiet)")
     finally:
         stop.set()
         worker.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,9 +22,12 @@ from run import (
     CONTENT,
     FLOOR_CONFIG,
     HELLO_CONFIG,
+    PAGE,
     TOKEN,
     LocalWorker,
     check,
+    floor_read,
+    floor_request,
     group_cpu,
     journal_prefix,
     message,
@@ -40,7 +42,6 @@ PYTHON_FLOOR_CONFIG = BENCH_DIR / "python-floor" / "wrangler.toml"
 USER = "floors-u"
 SEEDED = 1_000
 SAMPLES = 40
-PAGE = 50
 CHAT_APPEND, CHAT_READ = "chat-store append", "chat-store newest-50 read"
 JS_APPEND, PY_APPEND = "JS floor append (2 puts)", "Python floor append (the same 2 puts)"
 JS_READ, PY_READ = "JS floor read (get, list, 50 gets)", "Python floor read (the same calls)"
@@ -60,17 +61,6 @@ def cpu_per_request(worker: LocalWorker, idle: list[LocalWorker], call: Callable
         call()
     wait_idle(idle)
     return (group_cpu(pgid)["runtime"] - before) * 1000 / SAMPLES
-
-
-def retried(client: httpx.Client, method: str, path: str, params: dict[str, str | int]
-            ) -> httpx.Response:
-    """The floors have no retrying KV wrapper: a transient simulator failure is retried here."""
-    for _ in range(3):
-        response = client.request(method, path, params=params)
-        if response.is_success:
-            return response
-        time.sleep(0.2)
-    raise AssertionError(f"{path} kept failing")
 
 
 def main() -> None:
@@ -109,8 +99,8 @@ def main() -> None:
         def floor_append(worker: LocalWorker) -> Callable[[], None]:
             def call() -> None:
                 floor_counters[worker][0] += 1
-                retried(clients[worker], "POST", "/append",
-                        {"user": "floors", "n": floor_counters[worker][0]})
+                floor_request(clients[worker], "POST", "/append",
+                              {"user": "floors", "n": floor_counters[worker][0]}, 201)
             return call
 
         for worker in (js_floor, py_floor):  # records for the floors' reads
@@ -122,20 +112,16 @@ def main() -> None:
             page = check(c.get(f"/v1/users/{USER}/messages", params={"limit": PAGE})).json()
             assert len(page["messages"]) == PAGE, len(page["messages"])
 
-        def floor_read(worker: LocalWorker) -> Callable[[], None]:
-            def call() -> None:
-                page = retried(clients[worker], "GET", "/read",
-                               {"user": "floors", "list": journal}).json()
-                assert len(page["messages"]) == PAGE, len(page["messages"])
-            return call
+        def floor_reads(worker: LocalWorker) -> Callable[[], None]:
+            return lambda: floor_read(clients[worker], "floors", journal)
 
         cells: dict[str, tuple[LocalWorker, Callable[[], object]]] = {
             CHAT_APPEND: (chat, append),
             JS_APPEND: (js_floor, floor_append(js_floor)),
             PY_APPEND: (py_floor, floor_append(py_floor)),
             CHAT_READ: (chat, read),
-            JS_READ: (js_floor, floor_read(js_floor)),
-            PY_READ: (py_floor, floor_read(py_floor)),
+            JS_READ: (js_floor, floor_reads(js_floor)),
+            PY_READ: (py_floor, floor_reads(py_floor)),
             "hello-world Python request": (hello, lambda: clients[hello].get("/health")),
         }
         figures: dict[str, list[float]] = {name: [] for name in cells}

@@ -614,6 +614,13 @@ def floor_request(f: httpx.Client, method: str, path: str, params: dict[str, Any
     raise AssertionError("unreachable")
 
 
+def floor_read(f: httpx.Client, user: str, prefix: str) -> None:
+    """The floor's newest-50 read of ``user`` with one list of ``prefix`` (the control of the
+    burst rows: our read's KV calls)."""
+    body = floor_request(f, "GET", "/read", {"user": user, "list": prefix}, 200)
+    assert len(body["messages"]) == PAGE, len(body["messages"])
+
+
 def measure_size(chat: LocalWorker, floor: LocalWorker, size: int, timer: Timer,
                  newest: dict[int, int]) -> list[OpResult]:
     user = user_id(size)
@@ -874,11 +881,10 @@ def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
 
     def timed(key: str, label: str, reads_of: str, warmup: int,
               acked_ts: Callable[[], int] | None = None) -> BurstRow:
-        params = {"user": FLOOR_BURST_USER, "list": journal_prefix(f"user:chat:{reads_of}")}
+        journal = journal_prefix(f"user:chat:{reads_of}")
 
         def control() -> None:
-            body = floor_request(floor_client, "GET", "/read", params, 200)
-            assert len(body["messages"]) == PAGE, len(body["messages"])
+            floor_read(floor_client, FLOOR_BURST_USER, journal)
 
         with httpx.Client(base_url=chat.base_url, headers=AUTH, timeout=120) as c:
             for _ in range(warmup):
