@@ -105,8 +105,9 @@ def _add_ops(
     return ops
 
 
-def _conversations(messages: list[Message]) -> set[str]:
-    return {m["conversation_id"] for m in messages if m.get("conversation_id") is not None}
+def _conversations(messages: list[Message]) -> list[str]:
+    # Sorted: the lists are refreshed in this order, and a run replays the same way.
+    return sorted({m["conversation_id"] for m in messages if m.get("conversation_id") is not None})
 
 
 class Creator:
