@@ -3,7 +3,7 @@
 SHELL := bash
 PY := .venv/bin/python
 
-.PHONY: dev test lint bench bench-sidebar bench-quick profile clean venv
+.PHONY: dev test lint bench bench-sidebar bench-quick profile profile-sizes clean venv
 
 dev:  ## run the Worker locally on 127.0.0.1:$${PORT:-8787}
 	bash scripts/dev.sh
@@ -40,6 +40,10 @@ bench-sidebar:  ## the sidebar rows alone (about 15 min)
 profile:  ## where the CPU goes: cProfile of newest-50 reads and appends (CPython, in-memory KV)
 	source scripts/_bootstrap.sh && ensure_venv
 	PYTHONDONTWRITEBYTECODE=1 $(PY) bench/cpu_profile.py
+
+profile-sizes:  ## is a read's own work flat? KV calls and CPU at 100,000 and 1,000 (CPython, ~1 min)
+	source scripts/_bootstrap.sh && ensure_venv
+	PYTHONDONTWRITEBYTECODE=1 $(PY) bench/cpu_profile.py --sizes 100000,1000 --requests 100
 
 bench-quick:  ## smoke run of the benchmark: histories of 10 and 1,000, bursts at 5k (about 7 min)
 	source scripts/_bootstrap.sh && ensure_node && ensure_bench

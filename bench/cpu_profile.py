@@ -9,6 +9,11 @@ the compaction pacer's delays are slept out on the store's clock, so passes run 
 the runtime (one per index per second under a burst): their share of the CPU is in the figures.
 
     .venv/bin/python bench/cpu_profile.py [--requests 200] [--top 25]
+
+With ``--sizes 1000,100000``: is a read's own work flat in history size? One quiet user per
+size (seeded in batches of 100, then read past the journal's collection delay), then per size
+the KV operations and CPython CPU of a newest-50 read, a mid-history range read, a count and
+page 100 of 50, deferred work included: what the runtime's figures cost beyond the KV calls.
 """
 
 from __future__ import annotations
@@ -129,12 +134,69 @@ async def profile(h: AppHarness, background: Background,
         print(f"{cumulative * 1000 / n:8.2f}  {calls:8d}  {label}")
 
 
+async def seed_user(h: AppHarness, background: Background, user: str, size: int) -> None:
+    for batch in range(size // 100):
+        messages = [message_body(id=f"{user}-{batch}-{n}", user_id=user,
+                                 timestamp=START_MS + batch * 100 + n) for n in range(100)]
+        reply = await h.arequest("POST", "/v1/messages/batch", json_body={"messages": messages})
+        assert reply.status == 201, reply.body
+        await background.settle()
+
+
+async def page_cursor(h: AppHarness, user: str, page: int) -> str:
+    """The cursor of page ``page`` of 50, newest first (walked once, untimed)."""
+    cursor = ""
+    for _ in range(page - 1):
+        query = "limit=50" + (f"&cursor={cursor}" if cursor else "")
+        cursor = (await h.arequest("GET", f"/v1/users/{user}/messages", query)).json[
+            "next_cursor"]
+    return cursor
+
+
+async def by_size(sizes: list[int], requests: int) -> None:
+    h, background = served(Config(api_token=TOKEN, journal_settle_ms=120_000))
+    h.step_ms = 50
+    for size in sizes:
+        await seed_user(h, background, f"u{size}", size)
+    for _ in range(60):  # past the journal's collection delay: quiet indexes
+        h.clock.advance(10_000)
+        for size in sizes:
+            await h.arequest("GET", f"/v1/users/u{size}/messages", "limit=50")
+        await background.settle()
+    print(f"{'history':>8}  {'request':<18} {'CPU ms':>7}  KV operations per request "
+          f"(deferred passes included), {requests} requests")
+    for size in sizes:
+        messages = f"/v1/users/u{size}/messages"
+        deep = await page_cursor(h, f"u{size}", min(100, size // 50))
+        cells = (("newest-50", messages, "limit=50"),
+                 ("range (50)", messages, f"limit=50&order=asc&start={START_MS + size // 2}"),
+                 ("count", f"{messages}/count", ""),
+                 (f"page {min(100, size // 50)} of 50", messages, f"limit=50&cursor={deep}"))
+        for name, path, query in cells:
+            h.kv.reset_counters()
+            started = time.process_time()
+            for _ in range(requests):
+                reply = await h.arequest("GET", path, query)
+                assert reply.status == 200, reply.body
+                await background.settle()
+            cpu_ms = (time.process_time() - started) * 1000 / requests
+            kv = h.kv
+            print(f"{size:>8}  {name:<18} {cpu_ms:7.2f}  {kv.reads / requests:.1f} gets, "
+                  f"{kv.writes / requests:.1f} puts, {kv.deletes / requests:.1f} deletes, "
+                  f"{kv.lists / requests:.1f} lists")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--sizes", help="history sizes, e.g. 1000,100000: KV operations and "
+                                        "CPU of reads at each (no profile)")
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.top))
+    if args.sizes:
+        asyncio.run(by_size([int(s) for s in args.sizes.split(",")], args.requests))
+    else:
+        asyncio.run(run(args.requests, args.top))
 
 
 async def run(requests: int, top: int) -> None:

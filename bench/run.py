@@ -1114,6 +1114,7 @@ def build_report(data: dict[str, Any]) -> str:
                      "floor_read's and floor_list's medians and CPU added (no p95: two "
                      "requests) |")
     lines.append("")
+    lines.extend(floor_by_size(data))
     lines.extend(burst_report(data))
     lines.append("## Targets")
     lines.append("")
@@ -1317,6 +1318,43 @@ FLOOR_SHORT = {
     "floor_read_list": "the floor's read + one list (get, list, 50 gets)",
     "floor_list": "the floor's one KV list",
 }
+
+
+# chat-store's operations next to the floor request that makes their KV calls for the same
+# user: the reads' 50 gets and one list, the count's one list.
+SAME_USER_FLOOR = {"newest50": "floor_read_list", "range_mid": "floor_read_list",
+                   "deep_page": "floor_read_list", "count": "floor_list"}
+
+
+def floor_by_size(data: dict[str, Any]) -> list[str]:
+    """The floor's requests as each history size's user met them, and ours against them: the
+    pooled floor above hides that the local KV's work for the same calls differs by user."""
+    by = {(r["op"], r["size"]): r for r in data["results"]}
+    sizes = [s for s in data["config"]["sizes"] if s >= PAGE
+             and all((fop, s) in by for fop in set(SAME_USER_FLOOR.values()))]
+    if not sizes:
+        return []
+    lines = ["## The floor by history size", "",
+             "The JS floor's requests for each size's user (median ms / runtime CPU ms per "
+             "request), and each of our reads divided by the floor request that makes its KV "
+             "calls for the same user (reads: get, list, 50 gets; count: the one list). Where a "
+             "cell grows with history size and its floor grows alike, the growth is the local "
+             "KV simulator's and the runtime's work for that user's keys, not the store's.", "",
+             "| request | " + " | ".join(f"{s:,}" for s in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for fop in FLOOR_OPS:
+        if all((fop, s) in by for s in sizes):
+            lines.append(f"| {OP_LABELS[fop]} | " + " | ".join(
+                f"{fmt(by[(fop, s)]['median_ms'])} / "
+                f"{fmt(by[(fop, s)]['cpu_ms_per_req'].get('runtime'))}" for s in sizes) + " |")
+    for op, fop in SAME_USER_FLOOR.items():
+        cells = [f"{by[(op, s)]['median_ms'] / by[(fop, s)]['median_ms']:.2f}x"
+                 if (op, s) in by else "" for s in sizes]
+        basis = "one list" if fop == "floor_list" else "read + one list"
+        lines.append(f"| {OP_LABELS[op]} vs the floor's {basis} | "
+                     + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def floor_ref(floor_pooled: dict[str, dict[str, float]], fop: str) -> FloorRef | None:
