@@ -68,7 +68,7 @@ load:  ## load check: 2,000 appends + 1,000 newest-50 reads, 50 clients (a few m
 # (`100-199`) or a list (`3,17`); EDGE_SOAK_OPS the client operations per seed; SOAK_ARGS more
 # pytest flags (e.g. `SOAK_ARGS=--tb=line` for just the failing seeds).
 .PHONY: soak
-soak:  ## edge simulation soak: EDGE_SOAK_SEEDS (200) seeds x EDGE_SOAK_OPS (600) ops (~6 min)
+soak:  ## edge simulation soak: EDGE_SOAK_SEEDS (200) seeds x EDGE_SOAK_OPS (600) ops (~9 min on 2 cores)
 	source scripts/_bootstrap.sh && ensure_venv
 	EDGE_SOAK_SEEDS=$${EDGE_SOAK_SEEDS:-200} EDGE_SOAK_OPS=$${EDGE_SOAK_OPS:-600} \
 	  PYTHONDONTWRITEBYTECODE=1 \
