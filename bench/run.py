@@ -38,7 +38,8 @@ tests/support/worker_harness.py):
 5. **Bursts** (``--burst-messages``, 20,000; ``--quick`` 5,000; 0 skips them). Newest-50 reads,
    paced one per ``--burst-read-interval`` so that the samples span the store's compaction
    cycles (one a second per index, a full pass every 5 s):
-   *quiet*: of the quiet user, nothing written for minutes (the baseline);
+   *quiet*: of the quiet user, nothing written for minutes (the baseline: read before the
+   import and again after it, before the appends, the samples of both pooled);
    *after import*: an import of ``--burst-messages`` in batches of 100 into one new user and one
    conversation (``--concurrency`` in flight), then at once the same reads of that user;
    *under N appends/s* (``--burst-rates``, 1,5,20): a background thread appends single
@@ -761,6 +762,22 @@ class BurstRow:
                 "samples_ms": [round(s, 3) for s in self.samples_ms]}
 
 
+def pooled_quiet(first: BurstRow, again: BurstRow) -> BurstRow:
+    """The baseline row: both quiet measurements' samples together, each one's median noted."""
+    def medians(row: BurstRow) -> str:
+        return (f"{summary(row.samples_ms)['median_ms']:.1f} ms"
+                + (f" (JS floor {summary(row.floor_ms)['median_ms']:.1f} ms)"
+                   if row.floor_ms else ""))
+    busy = (None if first.cpu_busy is None or again.cpu_busy is None
+            else (first.cpu_busy + again.cpu_busy) / 2)
+    return BurstRow(
+        "quiet", first.label, first.user, first.samples_ms + again.samples_ms, busy,
+        max(first.load, again.load), first.stale + again.stale,
+        note=(f"{len(first.samples_ms)} reads before the import, median {medians(first)}, and "
+              f"{len(again.samples_ms)} after it, before the appends, median {medians(again)}"),
+        floor_ms=first.floor_ms + again.floor_ms)
+
+
 class PacedWriter:
     """Appends single messages to ``user`` at ``rate`` a second, from its own thread and its own
     connection, as a steady client would: one request at a time on a fixed beat; an append that
@@ -905,9 +922,11 @@ def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
             + (f"  {stale} STALE" if stale else ""))
         return row
 
-    # The baseline: a history of the same size that nobody has written for minutes.
+    # The baseline: a history of the same size that nobody has written for minutes, read
+    # twice (here, and again after the import, before the appends): one busy moment of the
+    # machine must not set every row's ratio.
     wait_idle([chat, floor])
-    rows.append(timed("quiet", f"quiet history of {n:,}", quiet, cfg.warmup))
+    first_quiet = timed("quiet", f"quiet history of {n:,}", quiet, cfg.warmup)
 
     # An import into a new user and conversation, then at once the same reads of that user.
     wait_idle([chat, floor])
@@ -928,6 +947,10 @@ def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
                 + (f"; {imported.retries} batch(es) retried" if imported.retries else ""))
     rows.append(row)
     info["import"] = row.extra
+
+    wait_idle([chat, floor])
+    again = timed("quiet", f"quiet history of {n:,} (again)", quiet, cfg.warmup)
+    rows.insert(0, pooled_quiet(first_quiet, again))
 
     # Steady appends to the quiet user while its reads are timed.
     next_i = [n]
@@ -1260,7 +1283,9 @@ def burst_report(data: dict[str, Any]) -> list[str]:
         f"{cfg['burst_read_interval_s']:g} s (so a row spans "
         f"{cfg['burst_samples'] * cfg['burst_read_interval_s']:.0f} s of the store's compaction "
         f"cycles), after {cfg['warmup']} warmups (none after the import). *Quiet*: a history "
-        "seeded with the others and not written since. *After import*: "
+        "seeded with the others and not written since, read twice (before the import, and "
+        "after it before the appends; both in the baseline, so one busy moment does not set "
+        "it; the note gives each one's median). *After import*: "
         f"{n // BATCH} batch requests of {BATCH} into a new user and one conversation, "
         f"{cfg['concurrency']} in flight, then at once the reads of that user. *Under N "
         "appends/s*: a thread appends single messages to the quiet user at N a second on its own "
