@@ -102,18 +102,26 @@ async def append(h: AppHarness) -> None:
     assert reply.status == 201, reply.body
 
 
-async def profile(h: AppHarness, background: Background,
-                  request: Callable[[AppHarness], Awaitable[None]], n: int, top: int) -> None:
+async def measured(h: AppHarness, background: Background,
+                   request: Callable[[AppHarness], Awaitable[None]], n: int) -> tuple[float, str]:
+    """CPU ms per request and the KV operations per request, deferred passes included."""
     h.kv.reset_counters()
     started = time.process_time()
-    for _ in range(n):  # timed without the profiler, whose overhead is per call
+    for _ in range(n):
         await request(h)
         await background.settle()
     cpu_ms = (time.process_time() - started) * 1000 / n
     kv = h.kv
+    return cpu_ms, (f"{kv.reads / n:.1f} gets, {kv.writes / n:.1f} puts, "
+                    f"{kv.deletes / n:.1f} deletes, {kv.lists / n:.1f} lists")
+
+
+async def profile(h: AppHarness, background: Background,
+                  request: Callable[[AppHarness], Awaitable[None]], n: int, top: int) -> None:
+    # Timed without the profiler, whose overhead is per call.
+    cpu_ms, operations = await measured(h, background, request, n)
     print(f"== {request.__name__}: KV operations per request (deferred passes included): "
-          f"{kv.reads / n:.1f} gets, {kv.writes / n:.1f} puts, {kv.deletes / n:.1f} deletes, "
-          f"{kv.lists / n:.1f} lists")
+          f"{operations}")
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(n):
@@ -173,17 +181,12 @@ async def by_size(sizes: list[int], requests: int) -> None:
                  ("count", f"{messages}/count", ""),
                  (f"page {min(100, size // 50)} of 50", messages, f"limit=50&cursor={deep}"))
         for name, path, query in cells:
-            h.kv.reset_counters()
-            started = time.process_time()
-            for _ in range(requests):
+            async def get(h: AppHarness, path: str = path, query: str = query) -> None:
                 reply = await h.arequest("GET", path, query)
                 assert reply.status == 200, reply.body
-                await background.settle()
-            cpu_ms = (time.process_time() - started) * 1000 / requests
-            kv = h.kv
-            print(f"{size:>8}  {name:<18} {cpu_ms:7.2f}  {kv.reads / requests:.1f} gets, "
-                  f"{kv.writes / requests:.1f} puts, {kv.deletes / requests:.1f} deletes, "
-                  f"{kv.lists / requests:.1f} lists")
+
+            cpu_ms, operations = await measured(h, background, get, requests)
+            print(f"{size:>8}  {name:<18} {cpu_ms:7.2f}  {operations}")
 
 
 def main() -> None:
