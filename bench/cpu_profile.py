@@ -78,17 +78,31 @@ def served(config: Config) -> tuple[AppHarness, Background]:
     return h, background
 
 
-async def seed(h: AppHarness, background: Background) -> None:
-    for batch in range(10):
-        messages = [message_body(id=f"m{batch}-{n}", user_id="u1", conversation_id="c",
-                                 timestamp=START_MS + batch * 100 + n) for n in range(100)]
+async def seed_user(h: AppHarness, background: Background, user: str, size: int,
+                    conversation: str | None = None) -> None:
+    """``size`` messages in batches of 100 (in ``conversation``, if any)."""
+    for batch in range(size // 100):
+        messages = [message_body(id=f"{user}-{batch}-{n}", user_id=user,
+                                 timestamp=START_MS + batch * 100 + n,
+                                 **({"conversation_id": conversation} if conversation else {}))
+                    for n in range(100)]
         reply = await h.arequest("POST", "/v1/messages/batch", json_body={"messages": messages})
         assert reply.status == 201, reply.body
         await background.settle()
-    for _ in range(60):  # past the journal's collection delay: a quiet index
+
+
+async def quiet_down(h: AppHarness, background: Background, users: list[str]) -> None:
+    """Reads past the journal's collection delay: quiet indexes, as a reader meets them."""
+    for _ in range(60):
         h.clock.advance(10_000)
-        await h.arequest("GET", "/v1/users/u1/messages", "limit=50")
+        for user in users:
+            await h.arequest("GET", f"/v1/users/{user}/messages", "limit=50")
         await background.settle()
+
+
+async def seed(h: AppHarness, background: Background) -> None:
+    await seed_user(h, background, "u1", 1000, conversation="c")
+    await quiet_down(h, background, ["u1"])
 
 
 async def read(h: AppHarness) -> None:
@@ -142,15 +156,6 @@ async def profile(h: AppHarness, background: Background,
         print(f"{cumulative * 1000 / n:8.2f}  {calls:8d}  {label}")
 
 
-async def seed_user(h: AppHarness, background: Background, user: str, size: int) -> None:
-    for batch in range(size // 100):
-        messages = [message_body(id=f"{user}-{batch}-{n}", user_id=user,
-                                 timestamp=START_MS + batch * 100 + n) for n in range(100)]
-        reply = await h.arequest("POST", "/v1/messages/batch", json_body={"messages": messages})
-        assert reply.status == 201, reply.body
-        await background.settle()
-
-
 async def page_cursor(h: AppHarness, user: str, page: int) -> str:
     """The cursor of page ``page`` of 50, newest first (walked once, untimed)."""
     cursor = ""
@@ -166,20 +171,17 @@ async def by_size(sizes: list[int], requests: int) -> None:
     h.step_ms = 50
     for size in sizes:
         await seed_user(h, background, f"u{size}", size)
-    for _ in range(60):  # past the journal's collection delay: quiet indexes
-        h.clock.advance(10_000)
-        for size in sizes:
-            await h.arequest("GET", f"/v1/users/u{size}/messages", "limit=50")
-        await background.settle()
+    await quiet_down(h, background, [f"u{size}" for size in sizes])
     print(f"{'history':>8}  {'request':<18} {'CPU ms':>7}  KV operations per request "
           f"(deferred passes included), {requests} requests")
     for size in sizes:
         messages = f"/v1/users/u{size}/messages"
-        deep = await page_cursor(h, f"u{size}", min(100, size // 50))
+        page = min(100, size // 50)
+        deep = await page_cursor(h, f"u{size}", page)
         cells = (("newest-50", messages, "limit=50"),
                  ("range (50)", messages, f"limit=50&order=asc&start={START_MS + size // 2}"),
                  ("count", f"{messages}/count", ""),
-                 (f"page {min(100, size // 50)} of 50", messages, f"limit=50&cursor={deep}"))
+                 (f"page {page} of 50", messages, f"limit=50&cursor={deep}"))
         for name, path, query in cells:
             async def get(h: AppHarness, path: str = path, query: str = query) -> None:
                 reply = await h.arequest("GET", path, query)
