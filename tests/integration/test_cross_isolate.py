@@ -511,8 +511,10 @@ def out_of_kv_retries(block: str) -> bool:
 
 
 RELOADED = "restarted mid-request"  # what wrangler dev answers when it reloads the Worker
-RELOAD_HINT = ("wrangler dev reloaded the Worker in the middle of the run: a file it watches "
-               "(src/) changed; run again with src/ untouched")
+# Seen for two causes: a change under src/ (which wrangler dev watches) and, rarely, the local
+# runtime restarting on its own (a fresh-clone CI run with src/ untouched); neither is the store's.
+RELOAD_HINT = ("wrangler dev restarted the Worker in the middle of the run (a change under src/, "
+               "which it watches, or the local runtime restarting): run again with src/ untouched")
 
 
 def unexpected(results: Iterable[Timed | None], want: int, after_retry: int) -> list[str]:
