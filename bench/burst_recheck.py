@@ -51,9 +51,10 @@ def timed_reads(client: httpx.Client, floor: httpx.Client | None
     """READS newest-50 reads, one starting every READ_EVERY_S (each followed by a floor read,
     if any): median and p90 in ms by reader."""
     control = None if floor is None else (lambda: floor_read(floor, USER, JOURNAL))
-    samples, _, floor_ms = paced_reads(client, USER, READS, READ_EVERY_S, control=control)
+    paced = paced_reads(client, USER, READS, READ_EVERY_S, control=control)
     return {reader: summary(values)
-            for reader, values in (("chat-store", samples), ("JS floor", floor_ms)) if values}
+            for reader, values in (("chat-store", paced.reads_ms), ("JS floor", paced.controls_ms))
+            if values}
 
 
 def main() -> None:

@@ -52,7 +52,10 @@ tests/support/worker_harness.py):
    ``--rate-warmup`` seconds first (the collection delay + 5 s: the journal, the compactions
    and the collection of the writer's own entries in steady state) and then while the reads
    are timed. Each read must return every append acknowledged before it began (counted as
-   stale otherwise). Each row is compared with the quiet read (target: within 1.3x).
+   stale otherwise). Every read of every row is paired with the same read of a *quiet twin*
+   (a second history of the same size, never written), in turns, so both meet the same
+   seconds of the machine; each row is judged against its twin's reads (target: within
+   1.3x), and its ratio to the quiet row, read minutes apart, is shown beside.
 6. **Report.** A markdown table on stdout and in ``bench/out/results.md``, raw samples in
    ``bench/out/results.json``, a plot in ``bench/out/latency.png``. Its *Targets* section
    judges issue 14's targets, in the issue's order: (1) Python's CPU per request, the runtime's
@@ -303,6 +306,12 @@ def user_id(size: int) -> str:
 def quiet_user(size: int) -> str:
     """The burst rows' baseline history (and the one the background writer appends to)."""
     return f"bench-quiet{size}"
+
+
+def twin_user(size: int) -> str:
+    """A second quiet history, seeded like the quiet one and never written: each burst row
+    reads it in turns with the row's user, so both meet the same minutes of the machine."""
+    return f"bench-twin{size}"
 
 
 def burst_user(size: int) -> tuple[str, str]:
@@ -902,6 +911,7 @@ class BurstRow:
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     floor_ms: list[float] = field(default_factory=list)  # the control: the JS floor's reads
+    twin_ms: list[float] = field(default_factory=list)  # the quiet twin's reads, in turns
 
     def as_json(self) -> dict[str, Any]:
         control = {}
@@ -909,6 +919,10 @@ class BurstRow:
             floor = summary(self.floor_ms)
             control = {"floor_median_ms": floor["median_ms"], "floor_p90_ms": floor["p90_ms"],
                        "floor_samples_ms": [round(s, 3) for s in self.floor_ms]}
+        if self.twin_ms:
+            twin = summary(self.twin_ms)
+            control |= {"twin_median_ms": twin["median_ms"], "twin_p90_ms": twin["p90_ms"],
+                        "twin_samples_ms": [round(s, 3) for s in self.twin_ms]}
         return {"key": self.key, "label": self.label, "user": self.user,
                 **summary(self.samples_ms), "cpu_busy": self.cpu_busy, "load_1min": self.load,
                 "stale_reads": self.stale, "note": self.note, **self.extra, **control,
@@ -928,7 +942,7 @@ def pooled_quiet(first: BurstRow, again: BurstRow) -> BurstRow:
         max(first.load, again.load), first.stale + again.stale,
         note=(f"{len(first.samples_ms)} reads before the import, median {medians(first)}, and "
               f"{len(again.samples_ms)} after it, before the appends, median {medians(again)}"),
-        floor_ms=first.floor_ms + again.floor_ms)
+        floor_ms=first.floor_ms + again.floor_ms, twin_ms=first.twin_ms + again.twin_ms)
 
 
 class PacedWriter:
@@ -990,36 +1004,53 @@ class PacedWriter:
                 due = max(due + beat, time.perf_counter())
 
 
+@dataclass
+class PacedSamples:
+    reads_ms: list[float] = field(default_factory=list)
+    stale: int = 0  # reads that missed an append acknowledged before they began
+    twin_ms: list[float] = field(default_factory=list)
+    controls_ms: list[float] = field(default_factory=list)
+
+
+def newest_read(c: httpx.Client, user: str) -> tuple[float, list[dict[str, Any]]]:
+    """One newest-50 read of ``user``: its latency (ms) and the messages, all 50 checked."""
+    t = time.perf_counter()
+    body = check(c.get(f"/v1/users/{user}/messages", params={"limit": PAGE})).json()
+    ms = (time.perf_counter() - t) * 1000
+    if len(body["messages"]) != PAGE:
+        raise RuntimeError(f"newest-{PAGE} read of {user} returned {len(body['messages'])} "
+                           "messages")
+    return ms, body["messages"]
+
+
 def paced_reads(c: httpx.Client, user: str, n: int, interval_s: float,
                 acked_ts: Callable[[], int] | None = None,
-                control: Callable[[], None] | None = None
-                ) -> tuple[list[float], int, list[float]]:
+                control: Callable[[], None] | None = None, twin: str | None = None
+                ) -> PacedSamples:
     """``n`` newest-50 reads of ``user``, one starting every ``interval_s`` (at once after one
-    that overran), each followed by a ``control`` call, if any; returns their latencies, how
-    many missed an acknowledged append, and the control calls' latencies."""
-    samples: list[float] = []
-    controls: list[float] = []
-    stale = 0
+    that overran), each with the same read of ``twin`` (before it and after it in turn) and
+    then a ``control`` call, if any."""
+    out = PacedSamples()
     due = time.perf_counter()
-    for _ in range(n):
+    for i in range(n):
         delay = due - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
+        if twin is not None and i % 2:
+            out.twin_ms.append(newest_read(c, twin)[0])
         newest_acked = acked_ts() if acked_ts is not None else 0
-        t = time.perf_counter()
-        body = check(c.get(f"/v1/users/{user}/messages", params={"limit": PAGE})).json()
-        samples.append((time.perf_counter() - t) * 1000)
-        got = body["messages"]
-        if len(got) != PAGE:
-            raise RuntimeError(f"newest-{PAGE} read of {user} returned {len(got)} messages")
+        ms, got = newest_read(c, user)
+        out.reads_ms.append(ms)
         if got[0]["timestamp"] < newest_acked:
-            stale += 1
+            out.stale += 1
+        if twin is not None and not i % 2:
+            out.twin_ms.append(newest_read(c, twin)[0])
         if control is not None:
             t = time.perf_counter()
             control()
-            controls.append((time.perf_counter() - t) * 1000)
+            out.controls_ms.append((time.perf_counter() - t) * 1000)
         due = max(due + interval_s, time.perf_counter())
-    return samples, stale, controls
+    return out
 
 
 @dataclass
@@ -1038,6 +1069,7 @@ def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
     """The burst rows (issue 14): quiet baseline, right after an import, under steady appends."""
     n = cfg.messages
     quiet = quiet_user(n)
+    twin = twin_user(n)
     user, conversation = burst_user(n)
     rows: list[BurstRow] = []
     info: dict[str, Any] = {}
@@ -1062,17 +1094,19 @@ def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
             load = loadavg()
             before = runtime_cpu(chat)
             t = time.perf_counter()
-            samples, stale, floor_ms = paced_reads(c, reads_of, cfg.samples, cfg.interval_s,
-                                                   acked_ts, control)
+            paced = paced_reads(c, reads_of, cfg.samples, cfg.interval_s, acked_ts, control,
+                                twin)
             wall = time.perf_counter() - t
             after = runtime_cpu(chat)
         busy = (after - before) / wall if before is not None and after is not None else None
-        row = BurstRow(key, label, reads_of, samples, busy, load, stale, floor_ms=floor_ms)
-        s, f = summary(samples), summary(floor_ms)
+        row = BurstRow(key, label, reads_of, paced.reads_ms, busy, load, paced.stale,
+                       floor_ms=paced.controls_ms, twin_ms=paced.twin_ms)
+        s, f, tw = summary(paced.reads_ms), summary(paced.controls_ms), summary(paced.twin_ms)
         log(f"  {label:<40}: median {s['median_ms']:7.1f} ms  p90 {s['p90_ms']:7.1f} ms  "
-            f"(JS floor {f['median_ms']:.1f} / {f['p90_ms']:.1f} ms)  "
+            f"(twin {tw['median_ms']:.1f} / {tw['p90_ms']:.1f} ms; JS floor "
+            f"{f['median_ms']:.1f} / {f['p90_ms']:.1f} ms)  "
             f"runtime busy {fmt(busy, 2)} cores  load {load:.1f}"
-            + (f"  {stale} STALE" if stale else ""))
+            + (f"  {paced.stale} STALE" if paced.stale else ""))
         return row
 
     # The baseline: a history of the same size that nobody has written for minutes, read
@@ -1405,11 +1439,26 @@ def burst_rows(data: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[s
     return quiet, [r for r in rows if r["key"] != "quiet"]
 
 
+def quiet_ratios(row: dict[str, Any], quiet: dict[str, Any]) -> tuple[float, float]:
+    """Median and p90 against the quiet row's (read minutes before or after the row)."""
+    return row["median_ms"] / quiet["median_ms"], row["p90_ms"] / quiet["p90_ms"]
+
+
+def twin_ratios(row: dict[str, Any]) -> tuple[float, float] | None:
+    """Median and p90 against the quiet twin's reads, made in turns with the row's (None in runs
+    from before the twin)."""
+    if "twin_median_ms" not in row:
+        return None
+    return row["median_ms"] / row["twin_median_ms"], row["p90_ms"] / row["twin_p90_ms"]
+
+
 def burst_verdict(row: dict[str, Any], quiet: dict[str, Any]) -> tuple[float, float, str]:
-    """Median and p90 ratios to the quiet read, and a verdict on each: the median alone would
-    hide what a burst does to the slow reads (a compaction that holds up one read in twenty)."""
-    ratio = row["median_ms"] / quiet["median_ms"]
-    p90_ratio = row["p90_ms"] / quiet["p90_ms"]
+    """Target 5: median and p90 ratios, and a verdict on each (the median alone would hide what
+    a burst does to the slow reads: a compaction that holds up one read in twenty). Against the
+    quiet twin read in turns with the row, where the run has one: the same read of a quiet
+    history of the same size in the same seconds, so the machine's share of the row's load
+    falls on both; else against the quiet row."""
+    ratio, p90_ratio = twin_ratios(row) or quiet_ratios(row, quiet)
 
     def verdict(x: float) -> str:
         return "met" if x <= TARGET_BURST else f"MISSED by {x / TARGET_BURST:.2f}x"
@@ -1450,9 +1499,12 @@ def burst_report(data: dict[str, Any]) -> list[str]:
            > cfg["collection_delay_ms"] else
            " (shorter than the store's collection delay: not yet steady state; the rates run in "
            "this order, each with the journal the earlier ones left)")
-        + ". Ratios "
-        f"divide by the quiet read; target: within {TARGET_BURST}x, judged on the median and "
-        "on the p90 (the max shows what the slowest read met). *Runtime busy*: CPU "
+        + ". *vs quiet* divides by the quiet read; target: within "
+        f"{TARGET_BURST}x, judged on the median and on the p90 (the max shows what the slowest "
+        "read met)"
+        + (", against the quiet twin (below) where the run has one"
+           if "twin_median_ms" in quiet else "")
+        + ". *Runtime busy*: CPU "
         "seconds of the runtime process per second while the reads ran (1.0 = one core), all "
         "work included (appends, deferred compactions). *JS floor control*: after each read, "
         "the JS floor (its own runtime process on the same KV files) reads 50 records with one "
@@ -1461,20 +1513,47 @@ def burst_report(data: dict[str, Any]) -> list[str]:
         "chat-store's isolate)."
     )
     lines.append("")
+    twins = "twin_median_ms" in quiet
+    if twins:
+        lines.append(
+            "*Quiet twin*: a second history of the same size, seeded with the others and never "
+            "written. Each read of a row is paired with the same read of the twin, in turns "
+            "(the twin first on every other read), so both meet the same seconds of the "
+            "machine: the background writer's requests, the runtime's other work, the KV "
+            "simulator's load. *vs twin* divides the row's median (p90) by the twin's in the "
+            "same row, and is what the target judges: the cost of this history's own journal "
+            "and compactions, the machine's share taken out. *vs quiet* divides by the quiet "
+            "row, read minutes apart. The quiet rows' own *vs twin* shows what the pairing "
+            "gives for two quiet histories.")
+        lines.append("")
+    twin_head = ("quiet twin median / p90 ms | vs twin | p90 vs twin | " if twins else "")
     lines.append("| newest-50 read | median ms | p90 ms | max ms | vs quiet | p90 vs quiet | "
-                 f"target {TARGET_BURST}x | JS floor control (median / p90 vs its quiet) | "
-                 "runtime busy (cores) | note |")
-    lines.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---|")
+                 f"{twin_head}target {TARGET_BURST}x | JS floor control (median / p90 vs its "
+                 "quiet) | runtime busy (cores) | note |")
+    lines.append("|---|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if twins else "")
+                 + "---|---:|---:|---|")
+
+    def twin_cells(r: dict[str, Any]) -> str:
+        if not twins:
+            return ""
+        tr = twin_ratios(r)
+        if tr is None:
+            return " | | |"
+        return (f" {fmt(r['twin_median_ms'])} / {fmt(r['twin_p90_ms'])} | {tr[0]:.2f}x | "
+                f"{tr[1]:.2f}x |")
+
     quiet_floor = (f"{fmt(quiet['floor_median_ms'])} / {fmt(quiet['floor_p90_ms'])} ms"
                    if "floor_median_ms" in quiet else "")
     lines.append(f"| {quiet['label']} | {fmt(quiet['median_ms'])} | {fmt(quiet['p90_ms'])} | "
-                 f"{fmt(quiet['max_ms'])} | 1.00x | 1.00x | (baseline) | {quiet_floor} | "
-                 f"{fmt(quiet['cpu_busy'], 2)} | {quiet['note']} |")
+                 f"{fmt(quiet['max_ms'])} | 1.00x | 1.00x |{twin_cells(quiet)} (baseline) | "
+                 f"{quiet_floor} | {fmt(quiet['cpu_busy'], 2)} | {quiet['note']} |")
     for r in rows:
-        ratio, p90_ratio, verdict = burst_verdict(r, quiet)
+        ratio, p90_ratio = quiet_ratios(r, quiet)
+        verdict = burst_verdict(r, quiet)[2]
         lines.append(f"| {r['label']} | {fmt(r['median_ms'])} | {fmt(r['p90_ms'])} | "
-                     f"{fmt(r['max_ms'])} | {ratio:.2f}x | {p90_ratio:.2f}x | {verdict} | "
-                     f"{floor_control(r, quiet)} | {fmt(r['cpu_busy'], 2)} | {r['note']} |")
+                     f"{fmt(r['max_ms'])} | {ratio:.2f}x | {p90_ratio:.2f}x |{twin_cells(r)} "
+                     f"{verdict} | {floor_control(r, quiet)} | {fmt(r['cpu_busy'], 2)} | "
+                     f"{r['note']} |")
     lines.append("")
     return lines
 
@@ -1845,15 +1924,24 @@ def evaluate(data: dict[str, Any]) -> list[dict[str, Any]]:
         for r in rows:
             ratio, p90_ratio, verdict = burst_verdict(r, quiet)
             control = floor_control(r, quiet)
-            lines.append(f"newest-50 read {r['label']} vs quiet: {ratio:.2f}x, p90 "
-                         f"{p90_ratio:.2f}x (target <= {TARGET_BURST}x) — {verdict}"
+            twin = twin_ratios(r) is not None
+            q_ratio, q_p90 = quiet_ratios(r, quiet)
+            lines.append(f"newest-50 read {r['label']} vs {'its quiet twin' if twin else 'quiet'}"
+                         f": {ratio:.2f}x, p90 {p90_ratio:.2f}x (target <= {TARGET_BURST}x) — "
+                         f"{verdict}"
                          + (f"; {r['stale_reads']} read(s) missed an acknowledged append"
                             if r.get("stale_reads") else "")
+                         + (f"; vs the quiet row, minutes apart: {q_ratio:.2f}x, p90 "
+                            f"{q_p90:.2f}x" if twin else "")
                          + (f" (the JS floor's control read under the same load: {control} of "
                             "its quiet)" if control else ""))
+    twin_note = ("Judged against the quiet twin read in turns with each row (see *Bursts*): the "
+                 "same read of a quiet history of the same size in the same seconds; the ratio "
+                 "to the quiet row, read minutes apart, follows each line."
+                 if quiet is not None and "twin_median_ms" in quiet else "")
     groups.append(target_group(
         f"5. Bursts (issue 9): a newest-50 read after an import and under appends within "
-        f"{TARGET_BURST}x of a quiet history's", lines, "", "no burst rows in this run"))
+        f"{TARGET_BURST}x of a quiet history's", lines, twin_note, "no burst rows in this run"))
     return groups
 
 
@@ -2126,6 +2214,7 @@ def main(argv: list[str] | None = None) -> int:
     users = {user_id(s): s for s in sizes}
     if args.burst_messages:
         users[quiet_user(args.burst_messages)] = args.burst_messages
+        users[twin_user(args.burst_messages)] = args.burst_messages
     bursts: list[BurstRow] = []
     burst_info: dict[str, Any] = {}
     paired: list[OpResult] = []
