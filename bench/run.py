@@ -38,8 +38,9 @@ tests/support/worker_harness.py):
    **Interleaved.** Rounds are minutes apart and the machine's speed drifts, so the requests
    the targets compare also run in turns (``Timer.interleaved``): before the rounds, every
    size's reads and count and the floor's same KV calls for each size's user, in blocks
-   round-robin; after them, every size's append and the floor's append. Targets 1, 3 and 4
-   are judged on these cells (the rounds' figures are shown beside them).
+   round-robin; after them, every size's append and the floor's append. Targets 3 and 4 are
+   judged on these cells' latencies (the rounds' figures are shown beside them); CPU, target
+   1, on the rounds.
 5. **Bursts** (``--burst-messages``, 20,000; ``--quick`` 5,000; 0 skips them). Newest-50 reads,
    paced one per ``--burst-read-interval`` so that the samples span the store's compaction
    cycles (one a second per index, a full pass every 5 s):
@@ -600,13 +601,14 @@ class Timer:
         """Time ``cells`` in turns: each cell's samples in ``blocks`` blocks, run round-robin
         (every cell's first block, then every cell's second, ...), so every cell samples the
         same minutes and a change in the machine's speed falls on all of them alike. The
-        rounds of ``run`` are minutes apart, and the same floor request has cost 35 ms of CPU in
-        one round and 50 ms in the next of one run: cells compared with each other (a read with
-        the floor's same KV calls, a history with another) are measured here.
+        rounds of ``run`` are minutes apart, and the same floor request has taken 35 ms of CPU in
+        one round and 50 ms in the next of one run: latencies compared with each other (a read
+        with the floor's same KV calls, a history with another) are measured here.
 
-        Each block's CPU is its worker's runtime, from idle to idle again (so deferred work is
-        in it), less that runtime's idle rate over the wait for idle (measured first): blocks
-        are short, and the idle seconds would otherwise add to every one of them.
+        Latency only: every block starts once the runtimes are idle, and a runtime's CPU from
+        idle to idle over blocks of 10 carries four times the rounds' share of the work an
+        isolate does on going idle (both ours and the floor's came out 3-13 ms per request
+        above their rounds' figures), so CPU is judged on the rounds.
         """
         workers = self.workers or list({id(c.worker): c.worker for c in cells}.values())
         calls = [0] * len(cells)
@@ -618,34 +620,23 @@ class Timer:
         for k in range(len(cells)):
             for _ in range(self.warmup):
                 call(k)
-        wait_idle(workers)
-        idle = {id(w): idle_rate(w) for w in {id(c.worker): c.worker for c in cells}.values()}
         sizes = [self.samples // blocks + (b < self.samples % blocks) for b in range(blocks)]
         samples: list[list[float]] = [[] for _ in cells]
-        cpu_s = [0.0] * len(cells)
-        wall_s = [0.0] * len(cells)
         load = loadavg()
         for n in sizes:
-            for k, cell in enumerate(cells):
-                before = runtime_cpu(cell.worker)
-                t_block = time.perf_counter()
+            for k in range(len(cells)):
+                wait_idle(workers)
                 for _ in range(n):
                     t = time.perf_counter()
                     call(k)
                     samples[k].append((time.perf_counter() - t) * 1000)
-                wall_s[k] += time.perf_counter() - t_block
-                drain_s = wait_idle(workers)
-                after = runtime_cpu(cell.worker)
-                if before is not None and after is not None:
-                    cpu_s[k] += after - before - idle[id(cell.worker)] * drain_s
+        wait_idle(workers)
         results = []
         for k, cell in enumerate(cells):
-            cpu = {"runtime": round(cpu_s[k] * 1000 / self.samples, 2),
-                   "wall_ms_per_req": round(wall_s[k] * 1000 / self.samples, 2)}
-            results.append(OpResult(cell.op, cell.size, samples[k], cpu, load, cell.note))
+            results.append(OpResult(cell.op, cell.size, samples[k], {}, load, cell.note))
             s = summary(samples[k])
             log(f"  {cell.op:<15} size {cell.size:>6}: median {s['median_ms']:7.1f} ms  p95 "
-                f"{s['p95_ms']:7.1f} ms  runtime cpu {cpu['runtime']:6.1f} ms/req (interleaved)")
+                f"{s['p95_ms']:7.1f} ms  (interleaved)")
         return results
 
 
@@ -658,16 +649,6 @@ class Cell:
     worker: LocalWorker
     call: Callable[[int], Any]
     note: str = ""
-
-
-def idle_rate(worker: LocalWorker, seconds: float = 3.0) -> float:
-    """CPU seconds per second of an idle runtime (its timers, the inspector, ...)."""
-    before, t = runtime_cpu(worker), time.monotonic()
-    time.sleep(seconds)
-    after = runtime_cpu(worker)
-    if before is None or after is None:
-        return 0.0
-    return max(after - before, 0.0) / (time.monotonic() - t)
 
 
 def deep_cursor(c: httpx.Client, user: str) -> tuple[str | None, int]:
@@ -859,7 +840,7 @@ PAIRED_BLOCKS = {"reads": 4, "appends": 1}
 def measure_paired_reads(chat: LocalWorker, floor: LocalWorker, sizes: list[int],
                          timer: Timer) -> list[OpResult]:
     """Every size's reads and count, and the floor's same KV calls for each size's user,
-    interleaved (``Timer.interleaved``): what targets 1, 3 and 4 compare, in the same minutes.
+    interleaved (``Timer.interleaved``): what targets 3 and 4 compare, in the same minutes.
     Run before the rounds' writes, so the reads see exactly the seeded histories."""
     with httpx.Client(base_url=chat.base_url, headers=AUTH, timeout=120) as c, \
             httpx.Client(base_url=floor.base_url, timeout=120) as f:
@@ -1619,7 +1600,7 @@ PAIRED_OPS = ("append", "newest50", "range_mid", "count", "deep_page")
 
 
 def paired_report(data: dict[str, Any]) -> list[str]:
-    """The interleaved cells: what targets 1, 3 and 4 are judged on."""
+    """The interleaved cells: the latencies targets 3 and 4 are judged on."""
     paired = paired_results(data)
     if not paired:
         return []
@@ -1630,21 +1611,21 @@ def paired_report(data: dict[str, Any]) -> list[str]:
     lines = [
         "## Interleaved: the compared requests in the same minutes", "",
         f"The rounds above are minutes apart, and the machine's speed drifts between them (the "
-        f"floor's same request differs by size in the table above by more than our requests "
-        f"do). Here the requests that the targets compare run in turns: every size's reads and "
+        f"floor's same request costs more in one size's round than in another's, above). Here "
+        f"the requests that targets 3 and 4 compare run in turns: every size's reads and "
         f"count, and the JS floor's same KV calls for each size's user (its read lists that "
         f"user's journal), each cell's {samples} samples in {blocks['reads']} blocks, the "
-        f"blocks of all cells round-robin; then, after the rounds, every size's append and the "
-        f"floor's append, {blocks['appends']} block(s) each (appends in a block share their "
-        f"deferred compactions, one per index per second, so they are not split finer than "
-        f"the rounds'). Runtime CPU per request: each block from idle to idle (deferred "
-        f"work included), less the runtime's idle rate over the wait for idle. Targets 1, 3 and "
-        f"4 are judged on these cells. *vs {SCALE_REF:,}*: the median against the same "
-        f"operation's at {SCALE_REF:,}; *vs floor* and *Python CPU*: against the floor cell "
-        f"named (median; runtime CPU difference).", "",
-        f"| operation | history | median ms | p95 ms | runtime CPU ms/req | vs {SCALE_REF:,} | "
-        "JS floor, same calls (median ms / CPU ms) | vs floor | Python CPU ms/req (est.) |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+        f"blocks of all cells round-robin, each block once the runtimes are idle; then, after "
+        f"the rounds, every size's append and the floor's append, {blocks['appends']} block(s) "
+        f"each (appends in a block share their deferred compactions, one per index per second, "
+        f"so they are not split finer than the rounds'). Latency only: CPU from idle to idle "
+        f"over short blocks carries more of what a runtime does on going idle, so target 1 "
+        f"stays on the rounds. *vs {SCALE_REF:,}*: the median against the same operation's at "
+        f"{SCALE_REF:,} (target 3); *vs floor*: against the floor cell named (target 4 for the "
+        f"append and the newest-50 read).", "",
+        f"| operation | history | median ms | p95 ms | vs {SCALE_REF:,} | "
+        "JS floor, same calls (median ms) | vs floor |",
+        "|---|---:|---:|---:|---:|---|---:|"]
     for op in PAIRED_OPS:
         for size in data["config"]["sizes"]:
             r = paired.get((op, size))
@@ -1654,14 +1635,12 @@ def paired_report(data: dict[str, Any]) -> list[str]:
             vs_ref = (f"{r['median_ms'] / ref['median_ms']:.2f}x"
                       if ref is not None and size >= SCALE_REF else "")
             floor = paired_floor(paired, op, size)
-            cpu = r["cpu_ms_per_req"].get("runtime", math.nan)
-            floor_cells = " | | "
+            floor_cells = " | "
             if floor is not None and not (op in READS_50 and size < PAGE):
-                floor_cells = (f"{FLOOR_SHORT[floor.fop]} ({fmt(floor.median_ms)} / "
-                               f"{fmt(floor.cpu_ms)}) | {r['median_ms'] / floor.median_ms:.2f}x "
-                               f"| ~{fmt(max(cpu - floor.cpu_ms, 0.0))} ")
+                floor_cells = (f"{FLOOR_SHORT[floor.fop]} ({fmt(floor.median_ms)}) | "
+                               f"{r['median_ms'] / floor.median_ms:.2f}x")
             lines.append(f"| {OP_LABELS[op]} | {size:,} | {fmt(r['median_ms'])} | "
-                         f"{fmt(r['p95_ms'])} | {fmt(cpu)} | {vs_ref} | {floor_cells}|")
+                         f"{fmt(r['p95_ms'])} | {vs_ref} | {floor_cells} |")
     lines.append("")
     return lines
 
@@ -1730,23 +1709,9 @@ def paired_floor(paired: dict[tuple[str, int], dict[str, Any]], op: str, size: i
                     f"{FLOOR_SHORT[fop]}, {whose}, in the same minutes")
 
 
-def cpu_estimates(data: dict[str, Any], *, rounds: bool = False) -> list[CpuEstimate]:
+def cpu_estimates(data: dict[str, Any]) -> list[CpuEstimate]:
     """One estimate per operation of TARGET_CPU_MS and history size that has a CPU figure; reads
-    of 50 records only at histories of PAGE or more (smaller ones fetch fewer records). From
-    the interleaved cells where the run has them (each against the floor's same calls in the
-    same minutes), else (or with ``rounds``) from the rounds against the pooled floor."""
-    paired = paired_results(data)
-    if paired and not rounds:
-        estimates = []
-        for op in TARGET_CPU_MS:
-            for size in data["config"]["sizes"]:
-                r, floor = paired.get((op, size)), paired_floor(paired, op, size)
-                if r is None or floor is None or math.isnan(floor.cpu_ms) or (
-                        op in READS_50 and size < PAGE):
-                    continue
-                estimates.append(CpuEstimate(op, size, r["cpu_ms_per_req"]["runtime"], floor,
-                                             r["median_ms"], r.get("note", "")))
-        return estimates
+    of 50 records only at histories of PAGE or more (smaller ones fetch fewer records)."""
     res = {(r["op"], r["size"]): r for r in data["results"]}
     out: list[CpuEstimate] = []
     for op in TARGET_CPU_MS:
@@ -1788,19 +1753,15 @@ def evaluate(data: dict[str, Any]) -> list[dict[str, Any]]:
     lines: list[str] = []
     estimates = cpu_estimates(data)
     paired = paired_results(data)
-    in_rounds = {(e.op, e.size): e for e in cpu_estimates(data, rounds=True)}
     for e in estimates:
         target = TARGET_CPU_MS[e.op]
         where = f" ({e.note})" if e.op == "deep_page" and e.note and e.note != "page 100" else ""
-        round_e = in_rounds.get((e.op, e.size)) if paired else None
         lines.append(
             f"Python CPU per {CPU_NAMES[e.op]} at {e.size:,}{where}: ~{e.python_ms:.1f} ms "
             f"(target <= {target:g} ms) — {verdict_of(e.python_ms, target)}; runtime CPU "
             f"{e.runtime_ms:.1f} − {e.floor.cpu_ms:.1f} ms of {e.floor.short}"
             + ("; an upper bound (KV calls the floor does not make)"
                if e.op in CPU_UPPER_BOUND else "")
-            + (f" (round by round, against the pooled floor: ~{round_e.python_ms:.1f} ms)"
-               if round_e is not None else "")
         )
     read_list = floor_ref(floor_pooled, "floor_read_list")
     note = ("Runtime CPU per request minus the JS floor's for comparable KV calls: append minus "
@@ -1808,10 +1769,6 @@ def evaluate(data: dict[str, Any]) -> list[dict[str, Any]]:
             "with one list; count minus the floor's one list (count reads one small key and "
             "lists the journal). *CPU* below says what each basis leaves in. 50-record reads "
             f"are judged at histories of {PAGE} or more, count at every size.")
-    if paired:
-        note += (" Judged on the interleaved cells (*Interleaved* above): each of our requests "
-                 "against the floor's same KV calls for the same user, in the same minutes; the "
-                 "rounds' estimate against the pooled floor follows each line.")
     if read_list is not None and read_list.summed:
         note += (" This run has no `floor_read_list`: the reads' basis is the floor's plain "
                  "newest-50 read and its one list, CPU summed from two requests.")
