@@ -20,7 +20,7 @@ lint: venv
 
 # Benchmarks (bench/run.py): real Worker under wrangler dev vs a minimal JS floor Worker, plus
 # the burst rows (a newest-50 read right after an import and under 1, 5, 20 appends/s, against
-# a quiet read). Nothing stored is tidied by hand, so every run waits for the store's own
+# the same read of a quiet twin history, made in turns). Nothing stored is tidied by hand, so every run waits for the store's own
 # journal collection after seeding (255 s with the default settle time), and the full run lets
 # each append rate reach steady state (as long again per rate).
 # Then the sidebar rows (bench/sidebar.py): the first page of 20 conversations at 10, 1,000 and
