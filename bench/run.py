@@ -729,7 +729,7 @@ def read_calls(c: httpx.Client, user: str, size: int) -> dict[str, tuple[TimedCa
             "count": (count, ""), "deep_page": (deep, deep_note)}
 
 
-def appender(c: httpx.Client, user: str, next_i: list[int]) -> Callable[[int], None]:
+def appender(c: httpx.Client, user: str, next_i: list[int]) -> TimedCall:
     """Appends to ``user`` after its newest message (``next_i[0]``, advanced; server ids)."""
     def append(i: int) -> None:
         body = {"user_id": user, "sender": {"id": user, "role": "user"},
@@ -1747,12 +1747,12 @@ def evaluate(data: dict[str, Any]) -> list[dict[str, Any]]:
     res = {(r["op"], r["size"]): r for r in data["results"]}
     sizes: list[int] = data["config"]["sizes"]
     floor_pooled = data["floor_pooled"]
+    paired = paired_results(data)  # targets 3 and 4, where the run has them
     groups: list[dict[str, Any]] = []
 
     # 1. CPU
     lines: list[str] = []
     estimates = cpu_estimates(data)
-    paired = paired_results(data)
     for e in estimates:
         target = TARGET_CPU_MS[e.op]
         where = f" ({e.note})" if e.op == "deep_page" and e.note and e.note != "page 100" else ""
