@@ -26,9 +26,9 @@ from run import (
     AUTH,
     FLOOR_CONFIG,
     TOKEN,
+    FloorCalls,
     LocalWorker,
     check,
-    floor_read,
     floor_request,
     group_cpu,
     journal_prefix,
@@ -50,7 +50,8 @@ def timed_reads(client: httpx.Client, floor: httpx.Client | None
                 ) -> dict[str, dict[str, float]]:
     """READS newest-50 reads, one starting every READ_EVERY_S (each followed by a floor read,
     if any): median and p90 in ms by reader."""
-    control = None if floor is None else (lambda: floor_read(floor, USER, JOURNAL))
+    read_and_list = None if floor is None else FloorCalls(floor, USER).read_lister(JOURNAL)
+    control = None if read_and_list is None else (lambda: read_and_list(0))
     paced = paced_reads(client, USER, READS, READ_EVERY_S, control=control)
     return {reader: summary(values)
             for reader, values in (("chat-store", paced.reads_ms), ("JS floor", paced.controls_ms))

@@ -24,9 +24,9 @@ from run import (
     HELLO_CONFIG,
     PAGE,
     TOKEN,
+    FloorCalls,
     LocalWorker,
     check,
-    floor_read,
     floor_request,
     group_cpu,
     journal_prefix,
@@ -113,7 +113,8 @@ def main() -> None:
             assert len(page["messages"]) == PAGE, len(page["messages"])
 
         def floor_reads(worker: LocalWorker) -> Callable[[], None]:
-            return lambda: floor_read(clients[worker], "floors", journal)
+            read_and_list = FloorCalls(clients[worker], "floors").read_lister(journal)
+            return lambda: read_and_list(0)
 
         cells: dict[str, tuple[LocalWorker, Callable[[], object]]] = {
             CHAT_APPEND: (chat, append),

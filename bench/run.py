@@ -683,13 +683,6 @@ def floor_request(f: httpx.Client, method: str, path: str, params: dict[str, Any
     raise AssertionError("unreachable")
 
 
-def floor_read(f: httpx.Client, user: str, prefix: str) -> None:
-    """The floor's newest-50 read of ``user`` with one list of ``prefix`` (the control of the
-    burst rows: our read's KV calls)."""
-    body = floor_request(f, "GET", "/read", {"user": user, "list": prefix}, 200)
-    assert len(body["messages"]) == PAGE, len(body["messages"])
-
-
 TimedCall = Callable[[int], None]
 
 
@@ -1059,15 +1052,15 @@ def measure_bursts(chat: LocalWorker, floor: LocalWorker, cfg: BurstConfig
     # reads 50 records with one list of the same journal prefix. It meets the same machine and
     # KV simulator load, but not chat-store's isolate.
     floor_client = httpx.Client(base_url=floor.base_url, timeout=120)
-    for i in range(PAGE):
-        floor_request(floor_client, "POST", "/append", {"user": FLOOR_BURST_USER, "n": i}, 201)
+    floor_calls = FloorCalls(floor_client, FLOOR_BURST_USER)
+    floor_calls.seed()
 
     def timed(key: str, label: str, reads_of: str, warmup: int,
               acked_ts: Callable[[], int] | None = None) -> BurstRow:
-        journal = journal_prefix(f"user:chat:{reads_of}")
+        read_and_list = floor_calls.read_lister(journal_prefix(f"user:chat:{reads_of}"))
 
         def control() -> None:
-            floor_read(floor_client, FLOOR_BURST_USER, journal)
+            read_and_list(0)
 
         with httpx.Client(base_url=chat.base_url, headers=AUTH, timeout=120) as c:
             for _ in range(warmup):
