@@ -113,12 +113,14 @@ class WorkersKV:
         self, key: str, value: str, *, metadata: Metadata | None = None,
         expiration: int | None = None,
     ) -> None:
-        options = _js_object({} if expiration is None else {"expiration": expiration})
+        options: dict[str, Any] = {}
+        if expiration is not None:
+            options["expiration"] = expiration
         if metadata is not None:
-            # Through JSON, not to_js: large ints (2**53-1 timestamps) would become BigInts that
-            # KV cannot serialize, and None would become undefined and vanish.
-            options.metadata = JSON.parse(dumps(metadata))
-        await self._call(self._binding.put(key, value, options))
+            options["metadata"] = metadata
+        # One crossing, through JSON rather than to_js: large ints (2**53-1 timestamps) would
+        # become BigInts that KV cannot serialize, and None would become undefined and vanish.
+        await self._call(self._binding.put(key, value, JSON.parse(dumps(options))))
 
     async def delete(self, key: str) -> None:
         await self._call(self._binding.delete(key))
@@ -263,13 +265,13 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
         log.error("bad Access configuration: %s", exc)
         return _misconfigured(url.path)
     max_body_bytes = isolate.service.config.max_body_bytes
-    declared = request.headers.get("content-length")
+    # One crossing as JSON text: iterating the JS headers costs several FFI calls per header.
+    headers = json.loads(str(JSON.stringify(Object.fromEntries(request.headers))))
+    declared = headers.get("content-length")
     too_large = bool(declared and declared.isdigit() and int(declared) > max_body_bytes)
     body = b""
     if request.body is not None and not too_large:
         body = bytes((await request.arrayBuffer()).to_bytes())
-    # One crossing as JSON text: iterating the JS headers costs several FFI calls per header.
-    headers = json.loads(str(JSON.stringify(Object.fromEntries(request.headers))))
     py_request = Request.build(
         str(request.method), url.path, url.query, headers, body, body_too_large=too_large,
     )
