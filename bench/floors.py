@@ -3,7 +3,8 @@ request of the JS floor's append (two KV puts) and read (get, list of our read's
 50 gets), the same KV calls from a Python Worker (``bench/python-floor``, made the way
 ``src/entry.py`` makes them), a hello-world Python request, and chat-store's append (server-made
 id) and newest-50 read of a user with 1,000 messages, each over rounds of 3 warmups and 40
-sequential requests, CPU counted until the runtime is idle again (deferred passes included).
+sequential requests, CPU counted until the runtime is idle again (deferred passes included),
+and the latency of each request (the medians and the ratios that target 4 takes).
 
     .venv/bin/python bench/floors.py [--rounds 6] [--source DIR]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,9 +50,10 @@ JS_READ, PY_READ = "JS floor read (get, list, 50 gets)", "Python floor read (the
 GAPS = [(PY_APPEND, JS_APPEND), (CHAT_APPEND, PY_APPEND), (PY_READ, JS_READ), (CHAT_READ, PY_READ)]
 
 
-def cpu_per_request(worker: LocalWorker, idle: list[LocalWorker], call: Callable[[], object]
-                    ) -> float:
-    """Runtime CPU ms per request over SAMPLES calls, after 3 warmups and an idle runtime."""
+def cpu_per_request(worker: LocalWorker, idle: list[LocalWorker], call: Callable[[], object],
+                    latencies: list[float]) -> float:
+    """Runtime CPU ms per request over SAMPLES calls, after 3 warmups and an idle runtime; each
+    call's latency (ms) goes to ``latencies``."""
     for _ in range(3):
         call()
     wait_idle(idle)
@@ -58,7 +61,9 @@ def cpu_per_request(worker: LocalWorker, idle: list[LocalWorker], call: Callable
     assert pgid is not None
     before = group_cpu(pgid)["runtime"]
     for _ in range(SAMPLES):
+        started = time.perf_counter()
         call()
+        latencies.append((time.perf_counter() - started) * 1000)
     wait_idle(idle)
     return (group_cpu(pgid)["runtime"] - before) * 1000 / SAMPLES
 
@@ -126,9 +131,10 @@ def main() -> None:
             "hello-world Python request": (hello, lambda: clients[hello].get("/health")),
         }
         figures: dict[str, list[float]] = {name: [] for name in cells}
+        latencies: dict[str, list[float]] = {name: [] for name in cells}
         for n in range(args.rounds):
             for name, (worker, call) in cells.items():
-                figures[name].append(cpu_per_request(worker, everyone, call))
+                figures[name].append(cpu_per_request(worker, everyone, call, latencies[name]))
             print(f"round {n + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in figures.items()),
                   flush=True)
         print(f"\nruntime CPU per request, median of {args.rounds} rounds of {SAMPLES} (ms):")
@@ -140,6 +146,13 @@ def main() -> None:
             gaps = [a - b for a, b in zip(figures[above], figures[below], strict=True)]
             print(f"  {above} - {below}: {statistics.median(gaps):+.2f} "
                   f"(rounds {min(gaps):+.1f} .. {max(gaps):+.1f})")
+        print(f"\nlatency, median of all {args.rounds * SAMPLES} requests (ms), and the ratios "
+              "target 4 takes (against the JS floor's same calls):")
+        for name, values in latencies.items():
+            print(f"  {name:<40} {statistics.median(values):6.2f}")
+        for above, below in [*GAPS, (CHAT_APPEND, JS_APPEND), (CHAT_READ, JS_READ)]:
+            ratio = statistics.median(latencies[above]) / statistics.median(latencies[below])
+            print(f"  {above} / {below}: {ratio:.2f}x")
     finally:
         for worker in everyone:
             worker.stop()

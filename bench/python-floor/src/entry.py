@@ -20,9 +20,7 @@ PAGE = 50
 
 
 def _options(metadata):  # type: ignore[no-untyped-def]
-    options = to_js({}, dict_converter=Object.fromEntries)
-    options.metadata = JSON.parse(json.dumps(metadata))
-    return options
+    return JSON.parse(json.dumps({"metadata": metadata}))
 
 
 def _record_key(user, n):  # type: ignore[no-untyped-def]
