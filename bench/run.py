@@ -39,8 +39,9 @@ tests/support/worker_harness.py):
    the targets compare also run in turns (``Timer.interleaved``): before the rounds, every
    size's reads and count and the floor's same KV calls for each size's user, in blocks
    round-robin; after them, every size's append and the floor's append. Targets 3 and 4 are
-   judged on these cells' latencies (the rounds' figures are shown beside them); CPU, target
-   1, on the rounds.
+   judged on these cells' latencies, and target 1 on their CPU (each block's, from idle to
+   idle, our cell against the floor's same calls for the same user); the rounds' figures are
+   shown beside them.
 5. **Bursts** (``--burst-messages``, 20,000; ``--quick`` 5,000; 0 skips them). Newest-50 reads,
    paced one per ``--burst-read-interval`` so that the samples span the store's compaction
    cycles (one a second per index, a full pass every 5 s):
@@ -602,13 +603,13 @@ class Timer:
         (every cell's first block, then every cell's second, ...), so every cell samples the
         same minutes and a change in the machine's speed falls on all of them alike. The
         rounds of ``run`` are minutes apart, and the same floor request has taken 35 ms of CPU in
-        one round and 50 ms in the next of one run: latencies compared with each other (a read
-        with the floor's same KV calls, a history with another) are measured here.
+        one round and 50 ms in the next of one run: what is compared with something else (a
+        read with the floor's same KV calls, a history with another) is measured here.
 
-        Latency only: every block starts once the runtimes are idle, and a runtime's CPU from
-        idle to idle over blocks of 10 carries four times the rounds' share of the work an
-        isolate does on going idle (both ours and the floor's came out 3-13 ms per request
-        above their rounds' figures), so CPU is judged on the rounds.
+        CPU too: each block starts once the runtimes are idle, and its runtime's CPU is counted
+        from then until they are idle again (so the work deferred past its responses is in
+        it), summed over the cell's blocks: ``runtime`` per request. ``runtime_responses``
+        counts only until the block's last response, to show how much of it the drain adds.
         """
         workers = self.workers or list({id(c.worker): c.worker for c in cells}.values())
         calls = [0] * len(cells)
@@ -622,21 +623,36 @@ class Timer:
                 call(k)
         sizes = [self.samples // blocks + (b < self.samples % blocks) for b in range(blocks)]
         samples: list[list[float]] = [[] for _ in cells]
+        cpu_s = [[0.0, 0.0] for _ in cells]  # [to idle, to the last response] per cell
+        counted = [True] * len(cells)
         load = loadavg()
+        wait_idle(workers)
         for n in sizes:
-            for k in range(len(cells)):
-                wait_idle(workers)
+            for k, cell in enumerate(cells):
+                before = runtime_cpu(cell.worker)
                 for _ in range(n):
                     t = time.perf_counter()
                     call(k)
                     samples[k].append((time.perf_counter() - t) * 1000)
-        wait_idle(workers)
+                answered = runtime_cpu(cell.worker)
+                wait_idle(workers)
+                after = runtime_cpu(cell.worker)
+                if before is None or answered is None or after is None:
+                    counted[k] = False
+                    continue
+                cpu_s[k][0] += after - before
+                cpu_s[k][1] += answered - before
         results = []
         for k, cell in enumerate(cells):
-            results.append(OpResult(cell.op, cell.size, samples[k], {}, load, cell.note))
+            n_all = len(samples[k])
+            cpu = ({"runtime": round(cpu_s[k][0] * 1000 / n_all, 2),
+                    "runtime_responses": round(cpu_s[k][1] * 1000 / n_all, 2)}
+                   if counted[k] else {})
+            results.append(OpResult(cell.op, cell.size, samples[k], cpu, load, cell.note))
             s = summary(samples[k])
             log(f"  {cell.op:<15} size {cell.size:>6}: median {s['median_ms']:7.1f} ms  p95 "
-                f"{s['p95_ms']:7.1f} ms  (interleaved)")
+                f"{s['p95_ms']:7.1f} ms  runtime cpu {cpu.get('runtime', float('nan')):6.1f} "
+                "ms/req  (interleaved)")
         return results
 
 
@@ -1362,13 +1378,14 @@ def build_report(data: dict[str, Any]) -> str:
     if estimates:
         lines.append("| operation | history | runtime CPU ms/req | JS floor basis | floor CPU "
                      "ms/req | Python ms/req (est.) | target ms | Python share of the median "
-                     "latency |")
-        lines.append("|---|---:|---:|---|---:|---:|---:|---:|")
+                     "latency | rounds' estimate |")
+        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|")
         for e in estimates:
             share = e.python_ms / e.median_ms if e.median_ms else math.nan
             lines.append(f"| {OP_LABELS[e.op]} | {e.size:,} | {e.runtime_ms:.1f} | "
                          f"{e.floor.label} | {e.floor.cpu_ms:.1f} | ~{e.python_ms:.1f} | "
-                         f"{TARGET_CPU_MS[e.op]:g} | ~{share:.0%} of {e.median_ms:.1f} ms |")
+                         f"{TARGET_CPU_MS[e.op]:g} | ~{share:.0%} of {e.median_ms:.1f} ms | "
+                         f"{'~' + fmt(e.rounds) if e.rounds is not None else ''} |")
         lines.append("")
     lines.append("## Seeding")
     lines.append("")
@@ -1611,14 +1628,15 @@ def paired_report(data: dict[str, Any]) -> list[str]:
         f"blocks of all cells round-robin, each block once the runtimes are idle; then, after "
         f"the rounds, every size's append and the floor's append, {blocks['appends']} block(s) "
         f"each (appends in a block share their deferred compactions, one per index per second, "
-        f"so they are not split finer than the rounds'). Latency only: CPU from idle to idle "
-        f"over short blocks carries more of what a runtime does on going idle, so target 1 "
-        f"stays on the rounds. *vs {SCALE_REF:,}*: the median against the same operation's at "
-        f"{SCALE_REF:,} (target 3); *vs floor*: against the floor cell named (target 4 for the "
-        f"append and the newest-50 read).", "",
+        f"so they are not split finer than the rounds'). *Runtime CPU*: each block's, from "
+        f"the idle runtimes before it until they are idle again after it (its deferred work "
+        f"included), summed over the cell's blocks, per request; target 1 is judged on it, "
+        f"our cell against the floor cell of the same calls. *vs {SCALE_REF:,}*: the median "
+        f"against the same operation's at {SCALE_REF:,} (target 3); *vs floor*: against the "
+        f"floor cell named (target 4 for the append and the newest-50 read).", "",
         f"| operation | history | median ms | p95 ms | vs {SCALE_REF:,} | "
-        "JS floor, same calls (median ms) | vs floor |",
-        "|---|---:|---:|---:|---:|---|---:|"]
+        "JS floor, same calls (median ms) | vs floor | runtime CPU ms/req (floor's) |",
+        "|---|---:|---:|---:|---:|---|---:|---:|"]
     for op in PAIRED_OPS:
         for size in data["config"]["sizes"]:
             r = paired.get((op, size))
@@ -1629,11 +1647,14 @@ def paired_report(data: dict[str, Any]) -> list[str]:
                       if ref is not None and size >= SCALE_REF else "")
             floor = paired_floor(paired, op, size)
             floor_cells = " | "
+            cpu = fmt(r["cpu_ms_per_req"].get("runtime"))
             if floor is not None and not (op in READS_50 and size < PAGE):
                 floor_cells = (f"{FLOOR_SHORT[floor.fop]} ({fmt(floor.median_ms)}) | "
                                f"{r['median_ms'] / floor.median_ms:.2f}x")
+                if "runtime" in r["cpu_ms_per_req"]:
+                    cpu += f" ({fmt(floor.cpu_ms)})"
             lines.append(f"| {OP_LABELS[op]} | {size:,} | {fmt(r['median_ms'])} | "
-                         f"{fmt(r['p95_ms'])} | {vs_ref} | {floor_cells} |")
+                         f"{fmt(r['p95_ms'])} | {vs_ref} | {floor_cells} | {cpu} |")
     lines.append("")
     return lines
 
@@ -1660,7 +1681,10 @@ def floor_ref(floor_pooled: dict[str, dict[str, float]], fop: str) -> FloorRef |
 
 @dataclass
 class CpuEstimate:
-    """Python's CPU per request (target 1): the runtime's CPU minus the floor's."""
+    """Python's CPU per request (target 1): the runtime's CPU minus the floor's, from the
+    interleaved cells (``paired``: our request and the floor's same KV calls for the same user
+    in the same minutes) where the run has them, else from the rounds against the pooled
+    floor; ``rounds`` is the rounds' estimate, shown beside a paired one."""
 
     op: str
     size: int
@@ -1668,6 +1692,8 @@ class CpuEstimate:
     floor: FloorRef
     median_ms: float
     note: str
+    paired: bool = False
+    rounds: float | None = None
 
     @property
     def python_ms(self) -> float:
@@ -1704,21 +1730,36 @@ def paired_floor(paired: dict[tuple[str, int], dict[str, Any]], op: str, size: i
 
 def cpu_estimates(data: dict[str, Any]) -> list[CpuEstimate]:
     """One estimate per operation of TARGET_CPU_MS and history size that has a CPU figure; reads
-    of 50 records only at histories of PAGE or more (smaller ones fetch fewer records)."""
+    of 50 records only at histories of PAGE or more (smaller ones fetch fewer records).
+
+    The rounds are minutes apart and the floor's CPU for the same calls moves between them by
+    more than the targets (35 to 51 ms for one read in one run), so an operation is judged
+    against the floor cell interleaved with it where the run has one (runs from before
+    interleaved CPU have none: their estimates come from the rounds)."""
     res = {(r["op"], r["size"]): r for r in data["results"]}
+    paired = paired_results(data)
     out: list[CpuEstimate] = []
     for op in TARGET_CPU_MS:
-        floor = floor_ref(data["floor_pooled"], CPU_FLOOR_OF[op])
-        if floor is None or math.isnan(floor.cpu_ms):
-            continue
+        pooled = floor_ref(data["floor_pooled"], CPU_FLOOR_OF[op])
         for size in data["config"]["sizes"]:
-            r = res.get((op, size))
-            if r is None or "runtime" not in r["cpu_ms_per_req"]:
-                continue
             if op in READS_50 and size < PAGE:
                 continue
-            out.append(CpuEstimate(op, size, r["cpu_ms_per_req"]["runtime"], floor,
-                                   r["median_ms"], r.get("note", "")))
+            r = res.get((op, size))
+            rounds = None
+            if (r is not None and "runtime" in r["cpu_ms_per_req"] and pooled is not None
+                    and not math.isnan(pooled.cpu_ms)):
+                rounds = CpuEstimate(op, size, r["cpu_ms_per_req"]["runtime"], pooled,
+                                     r["median_ms"], r.get("note", ""))
+            p = paired.get((op, size))
+            floor = paired_floor(paired, op, size)
+            if (p is not None and "runtime" in p["cpu_ms_per_req"] and floor is not None
+                    and not math.isnan(floor.cpu_ms)):
+                out.append(CpuEstimate(
+                    op, size, p["cpu_ms_per_req"]["runtime"], floor, p["median_ms"],
+                    r.get("note", "") if r is not None else p.get("note", ""), paired=True,
+                    rounds=rounds.python_ms if rounds is not None else None))
+            elif rounds is not None:
+                out.append(rounds)
     return out
 
 
@@ -1755,6 +1796,8 @@ def evaluate(data: dict[str, Any]) -> list[dict[str, Any]]:
             f"{e.runtime_ms:.1f} − {e.floor.cpu_ms:.1f} ms of {e.floor.short}"
             + ("; an upper bound (KV calls the floor does not make)"
                if e.op in CPU_UPPER_BOUND else "")
+            + (f" (round by round, against the pooled floor: ~{e.rounds:.1f} ms)"
+               if e.rounds is not None else "")
         )
     read_list = floor_ref(floor_pooled, "floor_read_list")
     note = ("Runtime CPU per request minus the JS floor's for comparable KV calls: append minus "
@@ -1762,6 +1805,11 @@ def evaluate(data: dict[str, Any]) -> list[dict[str, Any]]:
             "with one list; count minus the floor's one list (count reads one small key and "
             "lists the journal). *CPU* below says what each basis leaves in. 50-record reads "
             f"are judged at histories of {PAGE} or more, count at every size.")
+    if any(e.paired for e in estimates):
+        note += (" Judged on the interleaved cells: our requests and the floor's same KV calls "
+                 "for the same user in turns, in the same minutes, each block's CPU counted "
+                 "from idle to idle (see *Interleaved*); the rounds' estimate, against the "
+                 "floor pooled over rounds minutes apart, follows each line.")
     if read_list is not None and read_list.summed:
         note += (" This run has no `floor_read_list`: the reads' basis is the floor's plain "
                  "newest-50 read and its one list, CPU summed from two requests.")
@@ -1923,6 +1971,8 @@ def cpu_notes(data: dict[str, Any]) -> list[str]:
         "operation's timed samples, until the runtime is idle again (so the compactions "
         "deferred past the responses are included), divided by the number of samples; 10 ms "
         "clock ticks over all samples. Timing starts only when both runtimes are idle. The "
+        "interleaved cells, on which target 1 is judged, count each block the same way, from "
+        "idle to idle, summed over the cell's blocks. The "
         "*runtime* column is the workerd process that runs the Worker, which also runs the KV "
         "simulator (SQLite + files): so it is Python plus KV work. The floor Worker's CPU for "
         "comparable KV calls is that KV work without Python; the difference estimates Python's "

@@ -34,6 +34,7 @@ run = _load_run()
 def test_interleaved_runs_every_cells_blocks_in_turns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run, "wait_idle", lambda workers, **_: 0.0)
     monkeypatch.setattr(run, "loadavg", lambda: 0.0)
+    monkeypatch.setattr(run, "runtime_cpu", lambda worker: 0.0)
     made: list[tuple[str, int]] = []
 
     def cell(name: str) -> Any:
@@ -49,6 +50,39 @@ def test_interleaved_runs_every_cells_blocks_in_turns(monkeypatch: pytest.Monkey
                     ("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("b", 3),
                     ("a", 4), ("a", 5), ("b", 4), ("b", 5)]
     assert [(r.op, len(r.samples_ms)) for r in results] == [("a", 5), ("b", 5)]
+
+
+def test_interleaved_counts_each_blocks_cpu_from_idle_to_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each request costs its own runtime 10 ms (a's) or 30 ms (b's) of CPU; going idle after
+    # any block costs every runtime 2 ms more (deferred work). A block's CPU runs from the idle
+    # runtimes before it to the idle runtimes after it, so its own runtime's drain is in it and
+    # the drain after the other cell's blocks is not.
+    cpu_s = {"wa": 0.0, "wb": 0.0}
+    per_call = {"wa": 0.010, "wb": 0.030}
+
+    def drain(workers: Any, **_: Any) -> float:
+        for worker in cpu_s:
+            cpu_s[worker] += 0.002
+        return 0.0
+
+    monkeypatch.setattr(run, "wait_idle", drain)
+    monkeypatch.setattr(run, "loadavg", lambda: 0.0)
+    monkeypatch.setattr(run, "runtime_cpu", lambda worker: cpu_s[worker])
+
+    def cell(name: str, worker: str) -> Any:
+        def call(i: int) -> None:
+            cpu_s[worker] += per_call[worker]
+        return run.Cell(name, 0, worker, call)
+
+    timer = run.Timer(warmup=1, samples=5)
+    timer.workers = ["wa", "wb"]
+    a, b = timer.interleaved([cell("a", "wa"), cell("b", "wb")], blocks=2)
+
+    # 5 requests and 2 blocks' drains, per request; until the last responses: requests only.
+    assert a.cpu_ms_per_req == {"runtime": pytest.approx(10.8), "runtime_responses": 10.0}
+    assert b.cpu_ms_per_req == {"runtime": pytest.approx(30.8), "runtime_responses": 30.0}
 
 
 def _messages_transport(seen: list[str], newest_ts: int) -> httpx.MockTransport:
@@ -123,3 +157,39 @@ def test_the_interleaved_floor_of_each_operation_makes_its_kv_calls_for_its_user
     assert median_of("count", 1_000) == 25.0
     assert median_of("count", 100_000) is None  # not measured: nothing to judge against
     assert median_of("batch_append", 1_000) is None
+
+
+def _estimate_data(paired_cpu: bool) -> dict[str, Any]:
+    def cell(op: str, size: int, median: float, cpu: float | None) -> dict[str, Any]:
+        return {"op": op, "size": size, "median_ms": median, "note": "",
+                "cpu_ms_per_req": {} if cpu is None else {"runtime": cpu}}
+
+    rounds = [cell("newest50", 1_000, 50.0, 60.0), cell("newest50", 100_000, 50.0, 70.0)]
+    paired = [cell("newest50", 1_000, 40.0, 45.0 if paired_cpu else None),
+              cell("floor_read_list", 1_000, 35.0, 41.0 if paired_cpu else None)]
+    return {"config": {"sizes": [1_000, 100_000]}, "results": rounds,
+            "floor_pooled": {"floor_read_list": {"median_ms": 36.0, "runtime_cpu_ms": 50.0}},
+            "paired": {"blocks": {"reads": 4, "appends": 1}, "results": paired}}
+
+
+def test_cpu_is_judged_against_the_floor_interleaved_with_it() -> None:
+    by_size = {e.size: e for e in run.cpu_estimates(_estimate_data(paired_cpu=True))
+               if e.op == "newest50"}
+
+    # At 1,000: our interleaved cell against the floor's same calls in the same minutes, the
+    # rounds' figure against the pooled floor beside it.
+    assert by_size[1_000].paired
+    assert by_size[1_000].python_ms == pytest.approx(4.0)
+    assert by_size[1_000].rounds == pytest.approx(10.0)
+    # At 100,000 there is no interleaved pair: the rounds judge.
+    assert not by_size[100_000].paired
+    assert by_size[100_000].python_ms == pytest.approx(20.0)
+
+
+def test_a_run_without_interleaved_cpu_is_judged_on_its_rounds() -> None:
+    by_size = {e.size: e for e in run.cpu_estimates(_estimate_data(paired_cpu=False))
+               if e.op == "newest50"}
+
+    assert not by_size[1_000].paired
+    assert by_size[1_000].python_ms == pytest.approx(10.0)
+    assert by_size[1_000].rounds is None
