@@ -38,7 +38,8 @@ tests/support/worker_harness.py):
    **Interleaved.** Rounds are minutes apart and the machine's speed drifts, so the requests
    the targets compare also run in turns (``Timer.interleaved``): before the rounds, every
    size's reads and count and the floor's same KV calls for each size's user, in blocks
-   round-robin; after them, every size's append and the floor's append. Targets 3 and 4 are
+   round-robin; after the bursts (5), once the store has collected the rounds' journals (read
+   as in 3), every size's append and the floor's append. Targets 3 and 4 are
    judged on these cells' latencies, and target 1 on their CPU (each block's, from idle to
    idle, our cell against the floor's same calls for the same user); the rounds' figures are
    shown beside them.
@@ -870,7 +871,8 @@ def measure_paired_reads(chat: LocalWorker, floor: LocalWorker, sizes: list[int]
 
 def measure_paired_appends(chat: LocalWorker, floor: LocalWorker, sizes: list[int],
                            timer: Timer, newest: dict[int, int]) -> list[OpResult]:
-    """Every size's append and the floor's append, interleaved (after the rounds' writes)."""
+    """Every size's append and the floor's append, interleaved (after the rounds' writes and
+    the bursts, once the rounds' journals are collected: every history in the same state)."""
     with httpx.Client(base_url=chat.base_url, headers=AUTH, timeout=120) as c, \
             httpx.Client(base_url=floor.base_url, timeout=120) as f:
         fc = FloorCalls(f, "floor-paired")
@@ -1618,6 +1620,10 @@ def paired_report(data: dict[str, Any]) -> list[str]:
     if isinstance(blocks, int):  # one figure for both (no such run was published)
         blocks = {"reads": blocks, "appends": blocks}
     samples = data["config"]["samples"]
+    after = data["paired"].get("appends_after_settle_s")
+    when = ("after the rounds" if after is None else
+            f"after the rounds and the bursts, once the store had collected the rounds' "
+            f"journals (every history read every 5 s until its journal was empty: {after:.0f} s)")
     lines = [
         "## Interleaved: the compared requests in the same minutes", "",
         f"The rounds above are minutes apart, and the machine's speed drifts between them (the "
@@ -1625,10 +1631,11 @@ def paired_report(data: dict[str, Any]) -> list[str]:
         f"the requests that targets 3 and 4 compare run in turns: every size's reads and "
         f"count, and the JS floor's same KV calls for each size's user (its read lists that "
         f"user's journal), each cell's {samples} samples in {blocks['reads']} blocks, the "
-        f"blocks of all cells round-robin, each block once the runtimes are idle; then, after "
-        f"the rounds, every size's append and the floor's append, {blocks['appends']} block(s) "
-        f"each (appends in a block share their deferred compactions, one per index per second, "
-        f"so they are not split finer than the rounds'). *Runtime CPU*: each block's, from "
+        f"blocks of all cells round-robin, each block once the runtimes are idle; then, "
+        f"{when}, every size's append "
+        f"and the floor's append, {blocks['appends']} block(s) each (appends in a block share "
+        f"their deferred compactions, one per index per second, so they are not split finer "
+        f"than the rounds'). *Runtime CPU*: each block's, from "
         f"the idle runtimes before it until they are idle again after it (its deferred work "
         f"included), summed over the cell's blocks, per request; target 1 is judged on it, "
         f"our cell against the floor cell of the same calls. *vs {SCALE_REF:,}*: the median "
@@ -2218,6 +2225,7 @@ def main(argv: list[str] | None = None) -> int:
     bursts: list[BurstRow] = []
     burst_info: dict[str, Any] = {}
     paired: list[OpResult] = []
+    appends_settle_s, appends_left = 0.0, {}
     try:
         # 1. seed, and let the store settle by itself
         seeder = LocalWorker(persist_dir=state, config=work / "app" / "wrangler.toml",
@@ -2278,20 +2286,27 @@ def main(argv: list[str] | None = None) -> int:
             for size in sizes:
                 log(f"measuring history {size:,}")
                 results.extend(measure_size(chat, floor, size, timer, newest))
-            log("interleaved: every size's append and the floor's append")
-            paired.extend(measure_paired_appends(chat, floor, sizes, timer, newest))
-            # 4. bursts, last: the import adds to the namespace every later list walks
+            # 4. bursts: the import adds to the namespace every later list walks
             if args.burst_messages:
                 log(f"burst rows: history {args.burst_messages:,}, reads every "
                     f"{args.burst_read_interval:g} s")
                 bursts, burst_info = measure_bursts(chat, floor, BurstConfig(
                     args.burst_messages, args.burst_rates, args.burst_samples, args.warmup,
                     args.burst_read_interval, args.rate_warmup, args.concurrency))
-        # 5. more cold starts, one worker at a time
+            # 5. the appends in turns, once every size's history is settled again: right after
+            # the rounds, each history's journal still held its round's batches, the last
+            # size's the freshest, and a busy index's full passes re-read them.
+            log("reading until the store has collected the rounds' journals")
+            appends_settle_s = time.perf_counter()
+            appends_left = settle(chat, [user_id(s) for s in sizes], args.settle_timeout)
+            appends_settle_s = time.perf_counter() - appends_settle_s
+            log("interleaved: every size's append and the floor's append")
+            paired.extend(measure_paired_appends(chat, floor, sizes, timer, newest))
+        # 6. more cold starts, one worker at a time
         hello = chat.sibling(config=HELLO_CONFIG, vars={})
         for _ in range(args.cold_starts):
             cold.extend(cold_start(chat, floor, hello, sizes[-1]))
-        # 6. what any request to a Python Worker costs in this runtime (Pyodide's request and
+        # 7. what any request to a Python Worker costs in this runtime (Pyodide's request and
         # response conversion), a part of every Python figure that no code of ours can cut
         results.append(measure_hello(hello, timer))
     finally:
@@ -2331,7 +2346,9 @@ def main(argv: list[str] | None = None) -> int:
         "cold_starts": [c.__dict__ for c in cold],
         "floor_pooled": floor_pooled,
         "results": [r.as_json() for r in results],
-        "paired": {"blocks": PAIRED_BLOCKS, "results": [r.as_json() for r in paired]},
+        "paired": {"blocks": PAIRED_BLOCKS, "results": [r.as_json() for r in paired],
+                   "appends_after_settle_s": round(appends_settle_s, 1),
+                   "appends_journal_left": appends_left},
         "bursts": {"rows": [b.as_json() for b in bursts], **burst_info},
     }
     data["total_seconds"] = time.perf_counter() - started_wall
