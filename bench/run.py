@@ -1621,24 +1621,31 @@ def paired_report(data: dict[str, Any]) -> list[str]:
         blocks = {"reads": blocks, "appends": blocks}
     samples = data["config"]["samples"]
     after = data["paired"].get("appends_after_settle_s")
+    left = {u: n for u, n in (data["paired"].get("appends_journal_left") or {}).items()
+            if n != "0"}
     when = ("after the rounds" if after is None else
             f"after the rounds and the bursts, once the store had collected the rounds' "
-            f"journals (every history read every 5 s until its journal was empty: {after:.0f} s)")
+            f"journals (every history read every 5 s until its journal was empty: {after:.0f} s"
+            + (f"; still there when the time was up: {left}" if left else "") + ")")
+    with_cpu = any("runtime" in r["cpu_ms_per_req"] for r in paired.values())
+    cpu_note = ("*Runtime CPU*: each block's, from the idle runtimes before it until they are "
+                "idle again after it (its deferred work included), summed over the cell's "
+                "blocks, per request; target 1 is judged on it, our cell against the floor cell "
+                "of the same calls. " if with_cpu else
+                "Latency only (this run counted no CPU in its interleaved cells). ")
     lines = [
         "## Interleaved: the compared requests in the same minutes", "",
         f"The rounds above are minutes apart, and the machine's speed drifts between them (the "
         f"floor's same request costs more in one size's round than in another's, above). Here "
-        f"the requests that targets 3 and 4 compare run in turns: every size's reads and "
+        f"the requests that targets {'1, 3' if with_cpu else '3'} and 4 compare run in turns: "
+        f"every size's reads and "
         f"count, and the JS floor's same KV calls for each size's user (its read lists that "
         f"user's journal), each cell's {samples} samples in {blocks['reads']} blocks, the "
         f"blocks of all cells round-robin, each block once the runtimes are idle; then, "
         f"{when}, every size's append "
         f"and the floor's append, {blocks['appends']} block(s) each (appends in a block share "
         f"their deferred compactions, one per index per second, so they are not split finer "
-        f"than the rounds'). *Runtime CPU*: each block's, from "
-        f"the idle runtimes before it until they are idle again after it (its deferred work "
-        f"included), summed over the cell's blocks, per request; target 1 is judged on it, "
-        f"our cell against the floor cell of the same calls. *vs {SCALE_REF:,}*: the median "
+        f"than the rounds'). {cpu_note}*vs {SCALE_REF:,}*: the median "
         f"against the same operation's at {SCALE_REF:,} (target 3); *vs floor*: against the "
         f"floor cell named (target 4 for the append and the newest-50 read).", "",
         f"| operation | history | median ms | p95 ms | vs {SCALE_REF:,} | "
@@ -2297,9 +2304,9 @@ def main(argv: list[str] | None = None) -> int:
             # the rounds, each history's journal still held its round's batches, the last
             # size's the freshest, and a busy index's full passes re-read them.
             log("reading until the store has collected the rounds' journals")
-            appends_settle_s = time.perf_counter()
+            t = time.perf_counter()
             appends_left = settle(chat, [user_id(s) for s in sizes], args.settle_timeout)
-            appends_settle_s = time.perf_counter() - appends_settle_s
+            appends_settle_s = time.perf_counter() - t
             log("interleaved: every size's append and the floor's append")
             paired.extend(measure_paired_appends(chat, floor, sizes, timer, newest))
         # 6. more cold starts, one worker at a time

@@ -161,7 +161,7 @@ def test_the_interleaved_floor_of_each_operation_makes_its_kv_calls_for_its_user
 
 def _estimate_data(paired_cpu: bool) -> dict[str, Any]:
     def cell(op: str, size: int, median: float, cpu: float | None) -> dict[str, Any]:
-        return {"op": op, "size": size, "median_ms": median, "note": "",
+        return {"op": op, "size": size, "median_ms": median, "p95_ms": median * 1.2, "note": "",
                 "cpu_ms_per_req": {} if cpu is None else {"runtime": cpu}}
 
     rounds = [cell("newest50", 1_000, 50.0, 60.0), cell("newest50", 100_000, 50.0, 70.0)]
@@ -193,3 +193,21 @@ def test_a_run_without_interleaved_cpu_is_judged_on_its_rounds() -> None:
     assert not by_size[1_000].paired
     assert by_size[1_000].python_ms == pytest.approx(10.0)
     assert by_size[1_000].rounds is None
+
+
+def test_the_interleaved_report_says_what_each_run_measured() -> None:
+    data = _estimate_data(paired_cpu=True)
+    data["config"]["samples"] = 40
+    data["paired"]["appends_after_settle_s"] = 18.2
+    data["paired"]["appends_journal_left"] = {"bench-u10": "0", "bench-u1000": "12"}
+    text = "\n".join(run.paired_report(data))
+
+    assert "targets 1, 3 and 4 compare" in text and "*Runtime CPU*" in text
+    assert "18 s; still there when the time was up: {'bench-u1000': '12'}" in text
+
+    older = _estimate_data(paired_cpu=False)
+    older["config"]["samples"] = 40
+    text = "\n".join(run.paired_report(older))
+
+    assert "targets 3 and 4 compare" in text and "Latency only" in text
+    assert "then, after the rounds, every size's append" in text
