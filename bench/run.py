@@ -599,13 +599,17 @@ class Timer:
             f" ms/req  load {load:.1f}{'  (' + note + ')' if note else ''}")
         return result
 
-    def interleaved(self, cells: list[Cell], blocks: int) -> list[OpResult]:
-        """Time ``cells`` in turns: each cell's samples in ``blocks`` blocks, run round-robin
-        (every cell's first block, then every cell's second, ...), so every cell samples the
-        same minutes and a change in the machine's speed falls on all of them alike. The
-        rounds of ``run`` are minutes apart, and the same floor request has taken 35 ms of CPU in
-        one round and 50 ms in the next of one run: what is compared with something else (a
-        read with the floor's same KV calls, a history with another) is measured here.
+    def interleaved(self, cells: list[Cell], blocks: int, *, samples: int | None = None,
+                    rotate: bool = False) -> list[OpResult]:
+        """Time ``cells`` in turns: each cell's samples (``samples``, else the timer's) in
+        ``blocks`` blocks, run round-robin (every cell's first block, then every cell's second,
+        ...), so every cell samples the same minutes and a change in the machine's speed falls
+        on all of them alike. The rounds of ``run`` are minutes apart, and the same floor
+        request has taken 35 ms of CPU in one round and 50 ms in the next of one run: what is
+        compared with something else (a read with the floor's same KV calls, a history with
+        another) is measured here. With ``rotate``, each turn starts one cell later (the first
+        turn's first cell runs last in the second), so that no cell always runs first after
+        whatever came before the turns, or always right after the same neighbour.
 
         CPU too: each block starts once the runtimes are idle, and its runtime's CPU is counted
         from then until they are idle again (so the work deferred past its responses is in
@@ -622,19 +626,22 @@ class Timer:
         for k in range(len(cells)):
             for _ in range(self.warmup):
                 call(k)
-        sizes = [self.samples // blocks + (b < self.samples % blocks) for b in range(blocks)]
-        samples: list[list[float]] = [[] for _ in cells]
+        total = self.samples if samples is None else samples
+        sizes = [total // blocks + (b < total % blocks) for b in range(blocks)]
+        timed: list[list[float]] = [[] for _ in cells]
         cpu_s = [[0.0, 0.0] for _ in cells]  # [to idle, to the last response] per cell
         counted = [True] * len(cells)
         load = loadavg()
         wait_idle(workers)
-        for n in sizes:
-            for k, cell in enumerate(cells):
+        for turn, n in enumerate(sizes):
+            first = turn % len(cells) if rotate else 0
+            for k in [*range(first, len(cells)), *range(first)]:
+                cell = cells[k]
                 before = runtime_cpu(cell.worker)
                 for _ in range(n):
                     t = time.perf_counter()
                     call(k)
-                    samples[k].append((time.perf_counter() - t) * 1000)
+                    timed[k].append((time.perf_counter() - t) * 1000)
                 answered = runtime_cpu(cell.worker)
                 wait_idle(workers)
                 after = runtime_cpu(cell.worker)
@@ -645,12 +652,12 @@ class Timer:
                 cpu_s[k][1] += answered - before
         results = []
         for k, cell in enumerate(cells):
-            n_all = len(samples[k])
+            n_all = len(timed[k])
             cpu = ({"runtime": round(cpu_s[k][0] * 1000 / n_all, 2),
                     "runtime_responses": round(cpu_s[k][1] * 1000 / n_all, 2)}
                    if counted[k] else {})
-            results.append(OpResult(cell.op, cell.size, samples[k], cpu, load, cell.note))
-            s = summary(samples[k])
+            results.append(OpResult(cell.op, cell.size, timed[k], cpu, load, cell.note))
+            s = summary(timed[k])
             log(f"  {cell.op:<15} size {cell.size:>6}: median {s['median_ms']:7.1f} ms  p95 "
                 f"{s['p95_ms']:7.1f} ms  runtime cpu {cpu.get('runtime', float('nan')):6.1f} "
                 "ms/req  (interleaved)")
@@ -841,10 +848,14 @@ def measure_size(chat: LocalWorker, floor: LocalWorker, size: int, timer: Timer,
     return results
 
 
-# Blocks per interleaved cell. Appends run in one block each (the cells in turn, a minute in
-# all): a block of appends shares its deferred compactions (one per index per second), so
-# shorter blocks would change what an append costs, not only when it is measured.
-PAIRED_BLOCKS = {"reads": 4, "appends": 1}
+# Blocks per interleaved read cell: its samples split in four.
+READ_BLOCKS = 4
+# An append block is always as long as a round's: a block of appends shares its deferred
+# compactions (one per index per second), so shorter blocks would change what an append costs,
+# not only when it is measured. So the appends take as many full blocks as there are cells, in
+# turns that each start one cell later: every cell, the floor's included, runs first once after
+# the pause before a turn (in one run, the cells run first after the settling reads were 1.3x
+# slower than the others) and beside each neighbour.
 
 
 def measure_paired_reads(chat: LocalWorker, floor: LocalWorker, sizes: list[int],
@@ -866,7 +877,7 @@ def measure_paired_reads(chat: LocalWorker, floor: LocalWorker, sizes: list[int]
                                   f"lists the journal of the {size:,}-message user"))
             cells.append(Cell("floor_list", size, floor, fc.lister(journal),
                               f"lists the journal of the {size:,}-message user"))
-        return timer.interleaved(cells, PAIRED_BLOCKS["reads"])
+        return timer.interleaved(cells, READ_BLOCKS)
 
 
 def measure_paired_appends(chat: LocalWorker, floor: LocalWorker, sizes: list[int],
@@ -877,10 +888,11 @@ def measure_paired_appends(chat: LocalWorker, floor: LocalWorker, sizes: list[in
             httpx.Client(base_url=floor.base_url, timeout=120) as f:
         fc = FloorCalls(f, "floor-paired")
         next_of = {size: [newest[size] + 1] for size in sizes}
-        cells = [Cell("append", size, chat, appender(c, user_id(size), next_of[size]))
-                 for size in sizes]
-        cells.append(Cell("floor_append", 0, floor, fc.append, "the floor's own user"))
-        results = timer.interleaved(cells, PAIRED_BLOCKS["appends"])
+        cells = [Cell("floor_append", 0, floor, fc.append, "the floor's own user")]
+        cells.extend(Cell("append", size, chat, appender(c, user_id(size), next_of[size]))
+                     for size in sizes)
+        results = timer.interleaved(cells, len(cells), samples=len(cells) * timer.samples,
+                                    rotate=True)
         for size in sizes:
             newest[size] = next_of[size][0] - 1
         return results
@@ -1627,6 +1639,13 @@ def paired_report(data: dict[str, Any]) -> list[str]:
             f"after the rounds and the bursts, once the store had collected the rounds' "
             f"journals (every history read every 5 s until its journal was empty: {after:.0f} s"
             + (f"; still there when the time was up: {left}" if left else "") + ")")
+    if data["paired"].get("appends_rotated"):
+        append_blocks = (
+            f"{blocks['appends']} blocks of {data['paired']['append_block_samples']} each, in "
+            f"{blocks['appends']} turns that each start one cell later, so that every cell, the "
+            f"floor's too, runs first once after the pause before a turn")
+    else:
+        append_blocks = f"{blocks['appends']} block(s) each"
     with_cpu = any("runtime" in r["cpu_ms_per_req"] for r in paired.values())
     cpu_note = ("*Runtime CPU*: each block's, from the idle runtimes before it until they are "
                 "idle again after it (its deferred work included), summed over the cell's "
@@ -1643,7 +1662,7 @@ def paired_report(data: dict[str, Any]) -> list[str]:
         f"user's journal), each cell's {samples} samples in {blocks['reads']} blocks, the "
         f"blocks of all cells round-robin, each block once the runtimes are idle; then, "
         f"{when}, every size's append "
-        f"and the floor's append, {blocks['appends']} block(s) each (appends in a block share "
+        f"and the floor's append, {append_blocks} (appends in a block share "
         f"their deferred compactions, one per index per second, so they are not split finer "
         f"than the rounds'). {cpu_note}*vs {SCALE_REF:,}*: the median "
         f"against the same operation's at {SCALE_REF:,} (target 3); *vs floor*: against the "
@@ -2353,7 +2372,9 @@ def main(argv: list[str] | None = None) -> int:
         "cold_starts": [c.__dict__ for c in cold],
         "floor_pooled": floor_pooled,
         "results": [r.as_json() for r in results],
-        "paired": {"blocks": PAIRED_BLOCKS, "results": [r.as_json() for r in paired],
+        "paired": {"blocks": {"reads": READ_BLOCKS, "appends": len(sizes) + 1},
+                   "append_block_samples": args.samples, "appends_rotated": True,
+                   "results": [r.as_json() for r in paired],
                    "appends_after_settle_s": round(appends_settle_s, 1),
                    "appends_journal_left": appends_left},
         "bursts": {"rows": [b.as_json() for b in bursts], **burst_info},

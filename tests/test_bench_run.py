@@ -52,6 +52,26 @@ def test_interleaved_runs_every_cells_blocks_in_turns(monkeypatch: pytest.Monkey
     assert [(r.op, len(r.samples_ms)) for r in results] == [("a", 5), ("b", 5)]
 
 
+def test_rotated_turns_start_one_cell_later_each_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "wait_idle", lambda workers, **_: 0.0)
+    monkeypatch.setattr(run, "loadavg", lambda: 0.0)
+    monkeypatch.setattr(run, "runtime_cpu", lambda worker: 0.0)
+    made: list[str] = []
+
+    def cell(name: str) -> Any:
+        return run.Cell(name, 0, object(), lambda i: made.append(name))
+
+    timer = run.Timer(warmup=0, samples=2)
+    timer.workers = [object()]
+    # Three turns of full blocks (the timer's 2 samples each), as the appends run.
+    results = timer.interleaved([cell("f"), cell("a"), cell("b")], 3, samples=6, rotate=True)
+
+    turns = ["".join(made[i:i + 6:2]) for i in range(0, 18, 6)]
+    assert turns == ["fab", "abf", "bfa"]  # every cell first once
+    assert made[:2] == ["f", "f"]  # whole blocks, not single requests
+    assert [len(r.samples_ms) for r in results] == [6, 6, 6]
+
+
 def test_interleaved_counts_each_blocks_cpu_from_idle_to_idle(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
