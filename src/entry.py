@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from js import JSON, Function, Headers, Object, Promise, Response, crypto, fetch
+from js import JSON, Function, Object, Promise, Response, crypto, fetch
 from pyodide.ffi import JsException, create_proxy, to_js
 
 from config import Config, ConfigError
@@ -232,9 +232,12 @@ def _isolate_for(env: Any) -> _Isolate:
 
 
 def _to_js_response(response: PyResponse) -> Any:
-    headers = Headers.new(to_js([list(pair) for pair in response.headers]))
+    # The status and headers cross as one JSON text (pairs, so repeated names survive), not a
+    # Python dict (which kills the isolate) nor to_js of every pair.
+    init = JSON.parse(dumps({"status": response.status,
+                             "headers": [list(pair) for pair in response.headers]}))
     body = response.body.decode("utf-8") if response.body else None
-    return Response.new(body, headers=headers, status=response.status)
+    return Response.new(body, init)
 
 
 def _misconfigured(path: str) -> Any:

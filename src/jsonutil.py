@@ -103,15 +103,12 @@ def loads_strict(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
 
 
 def has_lone_surrogate(value: Any) -> bool:
-    """JSON escapes can smuggle lone surrogates (``"\\ud800"``) that cannot be stored as UTF-8."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_lone_surrogate(v) for v in value)
+    """JSON escapes can smuggle lone surrogates (``"\\ud800"``) that cannot be stored as UTF-8.
+
+    One pass in C over the value as we would store it (keys included), rather than a walk in
+    Python: in Pyodide the walk was a third of a message's validation."""
+    try:
+        dumps(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False

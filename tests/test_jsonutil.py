@@ -192,6 +192,38 @@ def test_lone_surrogate_escape_parses_but_is_detected() -> None:
     assert not has_lone_surrogate(pair)
 
 
+def _walk_has_lone_surrogate(value: Any) -> bool:
+    """The definition: some string, key or value, at any depth, that UTF-8 cannot encode."""
+    if isinstance(value, str):
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, dict):
+        return any(_walk_has_lone_surrogate(k) or _walk_has_lone_surrogate(v)
+                   for k, v in value.items())
+    if isinstance(value, list):
+        return any(_walk_has_lone_surrogate(v) for v in value)
+    return False
+
+
+# ``st.text`` leaves lone surrogates out, so strings are joined from characters, half of them
+# from the edges of the surrogate range.
+texts_with_surrogates = st.lists(
+    st.characters() | st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff"]), max_size=6,
+).map("".join)
+values_with_surrogates = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | texts_with_surrogates,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(texts_with_surrogates, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values_with_surrogates)
+def test_has_lone_surrogate_finds_one_wherever_it_is(value: Any) -> None:
+    assert has_lone_surrogate(value) is _walk_has_lone_surrogate(value)
+
+
 # --- dumps -------------------------------------------------------------------------------------
 
 
