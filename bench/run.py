@@ -850,12 +850,6 @@ def measure_size(chat: LocalWorker, floor: LocalWorker, size: int, timer: Timer,
 
 # Blocks per interleaved read cell: its samples split in four.
 READ_BLOCKS = 4
-# An append block is always as long as a round's: a block of appends shares its deferred
-# compactions (one per index per second), so shorter blocks would change what an append costs,
-# not only when it is measured. So the appends take as many full blocks as there are cells, in
-# turns that each start one cell later: every cell, the floor's included, runs first once after
-# the pause before a turn (in one run, the cells run first after the settling reads were 1.3x
-# slower than the others) and beside each neighbour.
 
 
 def measure_paired_reads(chat: LocalWorker, floor: LocalWorker, sizes: list[int],
@@ -891,6 +885,12 @@ def measure_paired_appends(chat: LocalWorker, floor: LocalWorker, sizes: list[in
         cells = [Cell("floor_append", 0, floor, fc.append, "the floor's own user")]
         cells.extend(Cell("append", size, chat, appender(c, user_id(size), next_of[size]))
                      for size in sizes)
+        # An append block is always as long as a round's: a block of appends shares its
+        # deferred compactions (one per index per second), so shorter blocks would change what
+        # an append costs, not only when it is measured. So the appends take as many full
+        # blocks as there are cells, in turns that each start one cell later: every cell, the
+        # floor's included, runs first once after the pause before a turn (in one run, the
+        # cells run first after the settling reads were 1.3x slower than the others).
         results = timer.interleaved(cells, len(cells), samples=len(cells) * timer.samples,
                                     rotate=True)
         for size in sizes:
