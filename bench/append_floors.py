@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,22 +20,16 @@ from run import (
     FLOOR_CONFIG,
     TOKEN,
     Cell,
+    FloorCalls,
     LocalWorker,
     Timer,
     appender,
-    floor_request,
     worker_from_tree,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON_FLOOR_CONFIG = REPO_ROOT / "bench" / "python-floor" / "wrangler.toml"
 BLOCK = 40
-
-
-def floor_append(client: httpx.Client, user: str) -> Callable[[int], None]:
-    def call(i: int) -> None:
-        floor_request(client, "POST", "/append", {"user": user, "n": 10_000 + i}, 201, [0])
-    return call
 
 
 def main() -> None:
@@ -58,8 +51,8 @@ def main() -> None:
         with httpx.Client(base_url=js_floor.base_url, timeout=60) as js, \
                 httpx.Client(base_url=python_floor.base_url, timeout=60) as py, \
                 httpx.Client(base_url=chat.base_url, headers=AUTH, timeout=60) as c:
-            cells = [Cell("JS floor", 0, js_floor, floor_append(js, "j")),
-                     Cell("Python floor", 0, python_floor, floor_append(py, "p")),
+            cells = [Cell("JS floor", 0, js_floor, FloorCalls(js, "j").append),
+                     Cell("Python floor", 0, python_floor, FloorCalls(py, "p").append),
                      Cell("chat-store", 0, chat, appender(c, "append-floors-u", [0]))]
             timer = Timer(warmup=3, samples=BLOCK)
             timer.workers = workers

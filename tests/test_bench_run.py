@@ -224,6 +224,13 @@ def test_the_interleaved_report_says_what_each_run_measured() -> None:
 
     assert "targets 1, 3 and 4 compare" in text and "*Runtime CPU*" in text
     assert "18 s; still there when the time was up: {'bench-u1000': '12'}" in text
+    assert "1 block(s) each" in text  # a run before the appends rotated
+
+    data["paired"].update(blocks={"reads": 4, "appends": 5}, append_block_samples=40,
+                          appends_rotated=True)
+    text = "\n".join(run.paired_report(data))
+    assert ("the floor's append, 5 blocks of 40 each, in 5 turns that each start one cell "
+            "later, so that every cell, the floor's too, runs first once") in text
 
     older = _estimate_data(paired_cpu=False)
     older["config"]["samples"] = 40
