@@ -218,6 +218,22 @@ def test_declared_body_over_8_mib_is_413_before_upload(
     assert count(client, messages_path("users", unique_id)) == 0
 
 
+def test_declared_body_over_8_mib_leaves_its_connection_usable(
+    client: httpx.Client, unique_id: str
+) -> None:
+    """A declared too-large body is refused unread; the next request on the same keep-alive
+    connection must still be answered (left unread, local dev's proxy answered it 503)."""
+    payload = json.dumps(body(unique_id)).encode()
+    oversized = payload + b" " * (8 * MIB + 1 - len(payload))
+    for turn in range(3):
+        refused = client.post("/v1/messages", content=oversized,
+                              headers={"content-type": "application/json"})
+        assert_problem(refused, 413, "payload_too_large")
+        after = client.post("/v1/messages", json=body(unique_id, f"after {turn}"))
+        assert after.status_code == 201, after.text
+    assert count(client, messages_path("users", unique_id)) == 3
+
+
 def test_streamed_body_over_8_mib_is_413(client: httpx.Client, unique_id: str) -> None:
     # No content-length (chunked): the Worker reads the body, then measures it.
     payload = json.dumps(body(unique_id)).encode()

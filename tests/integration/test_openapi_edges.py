@@ -135,9 +135,8 @@ def test_documented_timestamp_range_is_stored(
 
 def test_body_over_the_limit_answer_conforms(client: httpx.Client) -> None:
     """413 for a body over MAX_BODY_BYTES, documented with Cache-Control: no-store like any /v1
-    answer. Sent chunked: with a declared Content-Length the Worker answers without reading
-    the body and the proxy may drop the connection mid-upload, a race of the client's, not the
-    API's (test_errors.py checks that path over a raw socket)."""
+    answer. Sent chunked, so the Worker reads the body and then measures it (test_errors.py
+    checks the declared Content-Length path, over a raw socket and on a keep-alive connection)."""
     size = Config().max_body_bytes + 1
 
     def chunks() -> Iterator[bytes]:
