@@ -225,10 +225,12 @@ def test_the_interleaved_report_says_what_each_run_measured() -> None:
     assert "targets 1, 3 and 4 compare" in text and "*Runtime CPU*" in text
     assert "18 s; still there when the time was up: {'bench-u1000': '12'}" in text
     assert "1 block(s) each" in text  # a run before the appends rotated
+    assert "each cell's 40 samples in 4 blocks" in text  # reads as many as the rounds'
 
-    data["paired"].update(blocks={"reads": 4, "appends": 5}, append_block_samples=40,
-                          appends_rotated=True)
+    data["paired"].update(blocks={"reads": 8, "appends": 5}, append_block_samples=40,
+                          appends_rotated=True, read_samples=80)
     text = "\n".join(run.paired_report(data))
+    assert "each cell's 80 samples in 8 blocks" in text
     assert ("the floor's append, 5 blocks of 40 each, in 5 turns that each start one cell "
             "later, so that every cell, the floor's too, runs first once") in text
 
