@@ -294,10 +294,11 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
     declared = headers.get("content-length")
     too_large = bool(declared and declared.isdigit() and int(declared) > max_body_bytes)
     body = b""
-    if request.body is not None and not too_large:
+    stream = request.body
+    if stream is not None and not too_large:
         body = bytes((await request.arrayBuffer()).to_bytes())
-    elif request.body is not None:
-        await _drop_unread(request.body, ctx)
+    elif stream is not None:
+        await _drop_unread(stream, ctx)
     py_request = Request.build(
         str(request.method), url.path, url.query, headers, body, body_too_large=too_large,
     )
