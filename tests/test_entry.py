@@ -16,7 +16,8 @@ from support.openapi_support import REPO_ROOT
 LOADER = """
 import json, sys, types
 js = types.ModuleType("js")
-for name in ("JSON", "Function", "Headers", "Object", "Promise", "Response", "crypto", "fetch"):
+for name in ("JSON", "Function", "Headers", "Object", "Promise", "Response", "WritableStream",
+             "crypto", "fetch"):
     setattr(js, name, None)
 ffi = types.ModuleType("pyodide.ffi")
 ffi.JsException, ffi.create_proxy, ffi.to_js = Exception, None, None
