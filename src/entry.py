@@ -274,6 +274,24 @@ async def _drop_unread(body: Any, ctx: Any) -> None:
     await asyncio.wait({dropping}, timeout=UNREAD_BODY_WAIT_S)
 
 
+async def _read_at_most(stream: Any, limit: int, ctx: Any) -> bytes | None:
+    """A body sent without a length (chunked), read chunk by chunk: None as soon as it passes
+    ``limit``, its rest dropped as an unread one's. Read whole, a body of the 100 MB the edge
+    lets through would be held twice (the JS buffer and its Python copy) by an isolate allowed
+    128 MB, and the WebAssembly heap it grew never shrinks."""
+    reader = stream.getReader()
+    chunks: list[bytes] = []
+    size = 0
+    while not (chunk := await reader.read()).done:
+        size += int(chunk.value.byteLength)
+        if size > limit:
+            reader.releaseLock()
+            await _drop_unread(stream, ctx)
+            return None
+        chunks.append(bytes(chunk.value.to_bytes()))
+    return b"".join(chunks)
+
+
 def _clock_ms() -> int:
     return int(time.time() * 1000)
 
@@ -292,13 +310,20 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
     # One crossing as JSON text: iterating the JS headers costs several FFI calls per header.
     headers = json.loads(str(JSON.stringify(Object.fromEntries(request.headers))))
     declared = headers.get("content-length")
-    too_large = bool(declared and declared.isdigit() and int(declared) > max_body_bytes)
+    length_known = bool(declared and declared.isdigit())
+    too_large = length_known and int(declared) > max_body_bytes
     body = b""
     stream = request.body
-    if stream is not None and not too_large:
-        body = bytes((await request.arrayBuffer()).to_bytes())
-    elif stream is not None:
+    if stream is None:
+        pass
+    elif too_large:
         await _drop_unread(stream, ctx)
+    elif length_known:  # the runtime reads no more than the declared length
+        body = bytes((await request.arrayBuffer()).to_bytes())
+    else:
+        read = await _read_at_most(stream, max_body_bytes, ctx)
+        too_large = read is None
+        body = read or b""
     py_request = Request.build(
         str(request.method), url.path, url.query, headers, body, body_too_large=too_large,
     )

@@ -533,6 +533,35 @@ def test_missing_api_token_is_503_auth_not_configured(sibling: SiblingFactory,
                 assert response.headers["cache-control"] == "no-store"
 
 
+def test_a_chunked_body_over_the_limit_is_not_held_whole(sibling: SiblingFactory) -> None:
+    """Sent without a length, a body is read chunk by chunk and refused once it passes
+    MAX_BODY_BYTES: the runtime's peak memory must grow by less than the body sent (read whole,
+    64 MiB grew it by about 170 MiB; the JS streams' buffers grow it by about 30; at the edge
+    an isolate has 128 MB)."""
+    w = sibling({"API_TOKEN": "", "AUTH_DISABLED": "true", "JOURNAL_SETTLE_MS": "2000",
+                 "MAX_BODY_BYTES": str(64 * KIB)})
+
+    def chunks() -> Iterator[bytes]:
+        yield json.dumps(body("chunked", "big")).encode()
+        for _ in range(64):
+            yield b" " * MIB
+
+    with httpx.Client(base_url=w.base_url, timeout=60) as http:
+        # A create first, so the growth measured is the body's, not the first request's imports.
+        first = http.post("/v1/messages", json=body("chunked", "first"))
+        assert first.status_code == 201, first.text
+        before = w.runtime_peak_rss()
+        if before is None:
+            pytest.skip("the runtime's memory cannot be read here (Linux /proc)")
+        refused = http.post("/v1/messages", content=chunks(),
+                            headers={"content-type": "application/json"})
+        assert_problem(refused, 413, "payload_too_large")
+        after = http.post("/v1/messages", json=body("chunked", "small"))
+        assert after.status_code == 201, after.text
+    grown = (w.runtime_peak_rss() or 0) - before
+    assert grown < 64 * MIB, f"the runtime's peak memory grew by {grown / MIB:.0f} MiB"
+
+
 def test_auth_disabled_lets_requests_through(sibling: SiblingFactory, client: httpx.Client,
                                              unique_id: str) -> None:
     w = sibling({"API_TOKEN": "", "AUTH_DISABLED": "true", "JOURNAL_SETTLE_MS": "2000"})

@@ -281,6 +281,27 @@ class LocalWorker:
         if self._owns_registry:
             shutil.rmtree(self.registry_dir, ignore_errors=True)
 
+    def runtime_peak_rss(self) -> int | None:
+        """The peak resident memory, in bytes, of the workerd that runs the Worker (the one of
+        this process group with an inspector; the other is wrangler's proxy), from Linux's
+        /proc; None where that cannot be read."""
+        if self._proc is None:
+            return None
+        for proc in Path("/proc").iterdir():
+            try:
+                stat = (proc / "stat").read_text()
+                cmdline = (proc / "cmdline").read_bytes()
+                if int(stat[stat.rindex(")") + 2:].split()[2]) != self._proc.pid:
+                    continue  # the third field after the name is the process group
+                if b"workerd" not in cmdline or b"--inspector-addr" not in cmdline:
+                    continue
+                status = (proc / "status").read_text()
+            except (OSError, ValueError):
+                continue
+            peak = re.search(r"^VmHWM:\s+(\d+) kB$", status, re.MULTILINE)
+            return int(peak.group(1)) * 1024 if peak else None
+        return None
+
     def __enter__(self) -> LocalWorker:
         return self.start()
 
