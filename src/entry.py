@@ -264,11 +264,11 @@ async def _discard(body: Any) -> None:
 
 
 async def _drop_unread(body: Any, ctx: Any) -> None:
-    """Read and drop a body the Worker refused unread (declared too large). Left unread, local
-    dev's proxy (wrangler 3.91) answers the connection's next request 503 "Your worker
-    restarted mid-request" (workers-sdk #5095); read in the background only, it still does at
-    times. So the 413 waits for the body, up to UNREAD_BODY_WAIT_S, and the rest is read after
-    the answer."""
+    """Read and drop what is left of a body refused before it was read whole (too large).
+    Left unread, local dev's proxy (wrangler 3.91) answers the connection's next request 503
+    "Your worker restarted mid-request" (workers-sdk #5095); read in the background only, it
+    still does at times. So the 413 waits for the body, up to UNREAD_BODY_WAIT_S, and the rest
+    is read after the answer."""
     dropping = asyncio.ensure_future(_discard(body))
     ctx.waitUntil(create_proxy(dropping))
     await asyncio.wait({dropping}, timeout=UNREAD_BODY_WAIT_S)
@@ -314,13 +314,11 @@ async def on_fetch(request: Any, env: Any, ctx: Any) -> Any:
     too_large = length_known and int(declared) > max_body_bytes
     body = b""
     stream = request.body
-    if stream is None:
-        pass
-    elif too_large:
+    if stream is not None and too_large:
         await _drop_unread(stream, ctx)
-    elif length_known:  # the runtime reads no more than the declared length
+    elif stream is not None and length_known:  # the runtime reads no more than that length
         body = bytes((await request.arrayBuffer()).to_bytes())
-    else:
+    elif stream is not None:
         read = await _read_at_most(stream, max_body_bytes, ctx)
         too_large = read is None
         body = read or b""
