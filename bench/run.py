@@ -103,7 +103,13 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from stats import percentile  # noqa: E402
 
-from support.worker_harness import WRANGLER, LocalWorker, _wrangler_env, snapshot_app  # noqa: E402
+from support.worker_harness import (  # noqa: E402
+    WRANGLER,
+    LocalWorker,
+    _wrangler_env,
+    group_processes,
+    snapshot_app,
+)
 
 FLOOR_CONFIG = BENCH_DIR / "floor-worker" / "wrangler.toml"
 HELLO_CONFIG = BENCH_DIR / "hello-python" / "wrangler.toml"
@@ -201,37 +207,16 @@ _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def group_cpu(pgid: int) -> dict[str, float]:
-    """CPU seconds used so far by the processes of one wrangler process group, by role.
-
-    ``runtime``: the workerd that runs the Worker (and the KV simulator); ``proxy``: wrangler's
-    second workerd (the proxy in front of it); ``node``: wrangler itself.
-    """
+    """CPU seconds used so far by the processes of one wrangler process group, by role
+    (``group_processes``: ``runtime``, ``proxy``, ``node``, ``other``)."""
     out = {"runtime": 0.0, "proxy": 0.0, "node": 0.0, "other": 0.0}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) != pgid:  # fields[2] is pgrp (field 5 of stat)
-            continue
-        cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-        if "workerd" in cmd:
-            role = "runtime" if "--inspector-addr" in cmd else "proxy"
-        elif "node" in cmd:
-            role = "node"
-        else:
-            role = "other"
-        out[role] += cpu
+    for _, fields, role in group_processes(pgid):
+        out[role] += (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
     return out
 
 
 def worker_pgid(worker: LocalWorker) -> int | None:
-    proc = worker._proc  # the harness starts wrangler as the leader of its own process group
-    return proc.pid if proc is not None else None
+    return worker.pgid
 
 
 # -- the Workers ------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import subprocess
 import tempfile
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -101,6 +101,29 @@ def _wrangler_env(registry_dir: Path) -> dict[str, str]:
         WRANGLER_REGISTRY_PATH=str(registry_dir),
     )
     return env
+
+
+def group_processes(pgid: int) -> Iterator[tuple[Path, list[str], str]]:
+    """The processes of one ``wrangler dev`` process group, from Linux's /proc: each one's /proc
+    folder, its stat fields after the command name, and its role: ``runtime`` (the workerd that
+    runs the Worker and the KV simulator, the one with an inspector), ``proxy`` (wrangler's
+    second workerd, in front of it), ``node`` (wrangler itself) or ``other``."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone since the listing
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) != pgid:  # the process group (field 5 of stat)
+            continue
+        if b"workerd" in cmd:
+            role = "runtime" if b"--inspector-addr" in cmd else "proxy"
+        else:
+            role = "node" if b"node" in cmd else "other"
+        yield proc, fields, role
 
 
 class WorkerStartError(RuntimeError):
@@ -281,23 +304,22 @@ class LocalWorker:
         if self._owns_registry:
             shutil.rmtree(self.registry_dir, ignore_errors=True)
 
+    @property
+    def pgid(self) -> int | None:
+        """The process group of wrangler and its workerds (wrangler leads it), while running."""
+        return self._proc.pid if self._proc is not None else None
+
     def runtime_peak_rss(self) -> int | None:
-        """The peak resident memory, in bytes, of the workerd that runs the Worker (the one of
-        this process group with an inspector; the other is wrangler's proxy), from Linux's
+        """The peak resident memory, in bytes, of the workerd that runs the Worker, from Linux's
         /proc; None where that cannot be read."""
-        if self._proc is None:
-            return None
-        for proc in Path("/proc").iterdir():
-            try:
-                stat = (proc / "stat").read_text()
-                cmdline = (proc / "cmdline").read_bytes()
-                if int(stat[stat.rindex(")") + 2:].split()[2]) != self._proc.pid:
-                    continue  # the third field after the name is the process group
-                if b"workerd" not in cmdline or b"--inspector-addr" not in cmdline:
-                    continue
-                status = (proc / "status").read_text()
-            except (OSError, ValueError):
+        pgid = self.pgid
+        for proc, _, role in group_processes(pgid) if pgid is not None else ():
+            if role != "runtime":
                 continue
+            try:
+                status = (proc / "status").read_text()
+            except OSError:
+                return None
             peak = re.search(r"^VmHWM:\s+(\d+) kB$", status, re.MULTILINE)
             return int(peak.group(1)) * 1024 if peak else None
         return None
